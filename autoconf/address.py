@@ -1,0 +1,127 @@
+"""Email addresses and domains from the outside world, normalised before use.
+
+Domains compare case-insensitively, IDN-normalised (stored and compared as
+A-labels, so ``müller.example`` and ``xn--mller-kva.example`` are one domain),
+with a trailing dot ignored. Anything that is not a usable address or domain
+raises :class:`BadRequest` with a one-line reason.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import idna
+
+from autoconf.errors import BadRequest
+
+MAX_LOCAL_PART = 64  # RFC 5321 4.5.3.1.1
+MAX_DOMAIN = 253
+_ASCII_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
+# White space, control characters, and what XML cannot carry (surrogates, U+FFFE/F).
+_CONTROL = re.compile(r"[\x00-\x20\x7f\u0080-\u009f\u2028\u2029\ud800-\udfff\ufffe\uffff]")
+
+
+class InvalidDomain(ValueError):
+    """Not a domain name; the message says why."""
+
+
+def normalize_domain(raw: str) -> str:
+    """Return the lower-case A-label form of a domain, or raise InvalidDomain."""
+    domain = raw.strip()
+    if domain.endswith("."):
+        domain = domain[:-1]
+    if not domain:
+        raise InvalidDomain("the domain is empty")
+    if len(domain) > MAX_DOMAIN * 4:  # cheap bound before IDNA does real work
+        raise InvalidDomain("the domain is too long")
+    if domain.isascii():
+        domain = domain.lower()
+        # The common case needs no IDNA work: plain letters, digits and hyphens.
+        if "xn--" not in domain and all(_ASCII_LABEL.match(x) for x in domain.split(".")):
+            return _check_length(domain)
+    try:
+        ascii_form = idna.encode(domain, uts46=True).decode("ascii")
+    except (idna.IDNAError, UnicodeError) as exc:
+        raise InvalidDomain(f"{_shorten(raw)!r} is not a valid domain name ({exc})") from None
+    labels = ascii_form.split(".")
+    if not all(_ASCII_LABEL.match(label) for label in labels):
+        raise InvalidDomain(f"{_shorten(raw)!r} is not a valid domain name")
+    return _check_length(ascii_form)
+
+
+def _check_length(domain: str) -> str:
+    if len(domain) > MAX_DOMAIN:
+        raise InvalidDomain("the domain is longer than 253 characters")
+    return domain
+
+
+def _shorten(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """A parsed email address: local part as given, domain normalised."""
+
+    local: str
+    domain: str
+
+    @property
+    def full(self) -> str:
+        return f"{self.local}@{self.domain}"
+
+
+def parse_address(raw: str) -> Address:
+    """Parse ``local@domain``; raise BadRequest with the reason if it is not one."""
+    if "@" not in raw:
+        raise BadRequest("not an email address: no '@'")
+    local, _, domain_part = raw.rpartition("@")
+    if not local:
+        raise BadRequest("not an email address: nothing before the '@'")
+    if len(local.encode("utf-8", "surrogatepass")) > MAX_LOCAL_PART:
+        raise BadRequest(f"the local part is longer than {MAX_LOCAL_PART} octets")
+    quoted = len(local) >= 2 and local.startswith('"') and local.endswith('"')
+    if not quoted:
+        if "@" in local:
+            raise BadRequest("not an email address: more than one '@'")
+        if _CONTROL.search(local):
+            raise BadRequest("the local part contains white space or control characters")
+        if local.startswith(".") or local.endswith(".") or ".." in local:
+            raise BadRequest("the local part has a misplaced dot")
+    elif _CONTROL.search(local.replace(" ", "")):
+        raise BadRequest("the local part contains control characters")
+    try:
+        domain = normalize_domain(domain_part)
+    except InvalidDomain as exc:
+        raise BadRequest(str(exc)) from None
+    if "." not in domain:
+        raise BadRequest(f"{domain!r} is not a mail domain (it has no dot)")
+    return Address(local, domain)
+
+
+def domain_from_host(host: str) -> str | None:
+    """The mail domain a request's Host names, or None when it names none.
+
+    A port is dropped, and so is a leading ``autoconfig.`` or ``autodiscover.``.
+    """
+    name = host.strip()
+    if name.startswith("["):  # an IPv6 literal is no mail domain
+        return None
+    name = name.rsplit(":", 1)[0] if name.count(":") == 1 else name
+    try:
+        domain = normalize_domain(name)
+    except InvalidDomain:
+        return None
+    for prefix in ("autoconfig.", "autodiscover."):
+        if domain.startswith(prefix) and domain.count(".") >= 2:
+            return domain[len(prefix) :]
+    return domain
+
+
+_XML_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&apos;"})
+
+
+def xml_escape(text: str) -> str:
+    """Escape for XML text and attribute values alike."""
+    return text.translate(_XML_ESCAPES)

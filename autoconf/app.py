@@ -1,0 +1,99 @@
+"""The application factory: ``gunicorn 'autoconf.app:create_app()'``.
+
+Nothing happens at import time; ``create_app`` reads the settings, loads the
+domain folder once, and wires one error handler for every failure.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from autoconf import render
+from autoconf.errors import MethodNotAllowed, NotFound, PayloadTooLarge, RequestError
+from autoconf.registry import build_snapshot, load_folder
+from autoconf.render import autodiscover
+from autoconf.settings import Settings
+from autoconf.web import JSON, XML, Service, blueprint
+
+log = logging.getLogger("autoconf")
+
+# Outlook writes these paths in any letter case; the rest of the path (an
+# address in the v2 form) is left as it is.
+CASE_INSENSITIVE_PREFIXES = ("/autodiscover/autodiscover.xml", "/autodiscover/autodiscover.json")
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def _case_insensitive_paths(wsgi_app: WSGIApp) -> WSGIApp:
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        lowered = path[:32].lower()
+        for prefix in CASE_INSENSITIVE_PREFIXES:
+            if lowered.startswith(prefix) and not path.startswith(prefix):
+                environ["PATH_INFO"] = prefix + path[len(prefix) :]
+                break
+        return wsgi_app(environ, start_response)
+
+    return app
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    settings.check()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = autodiscover.MAX_BODY
+
+    result = load_folder(settings.domains)
+    for problem in result.errors:
+        log.error("%s", problem)
+    for broken in result.broken:
+        log.error("%s: skipped, its domains are not served", broken.file)
+    snapshot = build_snapshot(result, render.compile_provider)
+    log.info(
+        "serving %d domains of %d providers from %s (%d broken files)",
+        snapshot.domain_count,
+        len(snapshot.entries),
+        settings.domains,
+        len(snapshot.broken),
+    )
+    app.extensions["autoconf"] = Service(settings, snapshot)
+    app.register_blueprint(blueprint)
+    app.register_error_handler(RequestError, _request_error)
+    app.register_error_handler(HTTPException, _http_error)
+
+    wsgi: WSGIApp = app.wsgi_app
+    if settings.proxy_hops:
+        hops = settings.proxy_hops
+        wsgi = ProxyFix(wsgi, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
+    app.wsgi_app = _case_insensitive_paths(wsgi)  # type: ignore[method-assign,assignment]
+    return app
+
+
+def _http_error(exc: HTTPException) -> Response:
+    """Flask's own refusals (no such path, wrong method, body too large) as RequestErrors."""
+    error = {404: NotFound, 405: MethodNotAllowed, 413: PayloadTooLarge}.get(
+        exc.code or 400, RequestError
+    )
+    reason = exc.description or exc.name
+    if exc.code == 413:
+        reason = "the request body is larger than 64 KiB"
+    return _request_error(error(reason.split(". ")[0].rstrip(".")))
+
+
+def _request_error(exc: RequestError) -> Response:
+    """The one place where an error becomes an answer, in the endpoint's own format."""
+    if request.endpoint == "autoconf.pox":
+        # Exchange answers a malformed request with its error document and HTTP 200.
+        status = 200 if exc.status == 400 else exc.status
+        body = autodiscover.error_document(exc.pox_code, exc.reason)
+        return Response(body, status, content_type=XML)
+    if request.endpoint == "autoconf.json":
+        body = autodiscover.json_error(exc.json_code, exc.reason)
+        return Response(body, exc.status, content_type=JSON)
+    return Response(f"{exc.reason}\n", exc.status, content_type="text/plain; charset=utf-8")

@@ -1,0 +1,151 @@
+"""The ``mail-autoconf`` command (SPEC §4). ``main(argv) -> int``, named exit codes."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import replace
+from enum import IntEnum
+from pathlib import Path
+from typing import Any
+
+import click
+
+from autoconf import render as renderers
+from autoconf.address import parse_address
+from autoconf.errors import RequestError
+from autoconf.registry import build_snapshot, load_folder
+from autoconf.render import autoconfig, autodiscover
+from autoconf.settings import Settings, SettingsError
+
+
+class Exit(IntEnum):
+    OK = 0
+    INVALID = 1  # errors in domain files, a mismatch, an unknown domain
+    USAGE = 2
+
+
+_domains_option = click.option(
+    "--domains",
+    "domains",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Folder of domain files [AUTOCONF_DOMAINS, default ./domains].",
+)
+
+
+def _settings(**overrides: Any) -> Settings:
+    """The environment's settings, with the options given on the command line."""
+    return replace(Settings.from_env(), **{k: v for k, v in overrides.items() if v is not None})
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="mail-autoconf")
+def cli() -> None:
+    """Mail client autoconfiguration from one YAML file per provider."""
+
+
+@cli.command()
+@_domains_option
+@click.option("--bind", default="127.0.0.1:8080", show_default=True, help="HOST:PORT to listen on.")
+@click.option("--workers", type=click.IntRange(1, 256), default=2, show_default=True)
+@click.option("--public-host", default=None, help="Host name for URLs handed out.")
+@click.option(
+    "--proxy-hops",
+    type=click.IntRange(0, 10),
+    default=None,
+    help="Reverse proxies to trust for X-Forwarded-* [AUTOCONF_PROXY_HOPS].",
+)
+def serve(
+    domains: Path | None, bind: str, workers: int, public_host: str | None, proxy_hops: int | None
+) -> int:
+    """Run the service under gunicorn."""
+    from autoconf.server import run  # gunicorn is only needed here
+
+    settings = _settings(domains=domains, public_host=public_host, proxy_hops=proxy_hops)
+    settings.check()
+    # Workers read the settings from the environment, as under plain gunicorn.
+    os.environ["AUTOCONF_DOMAINS"] = str(settings.domains)
+    if settings.public_host:
+        os.environ["AUTOCONF_PUBLIC_HOST"] = settings.public_host
+    os.environ["AUTOCONF_PROXY_HOPS"] = str(settings.proxy_hops)
+    return run(bind=bind, workers=workers)
+
+
+@cli.command()
+@click.argument("folder", required=False, type=click.Path(path_type=Path))
+@click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
+def check(folder: Path | None, strict: bool) -> int:
+    """Validate and lint every domain file: FILE:LINE: key.path: message."""
+    folder = folder or Settings.from_env().domains
+    if not folder.is_dir():
+        click.echo(f"{folder}: not a folder", err=True)
+        return Exit.USAGE
+    result = load_folder(folder)
+    for problem in result.problems:
+        click.echo(str(problem))
+    domains = sum(len(p.domains) for p in result.providers)
+    click.echo(
+        f"{result.files} files, {len(result.providers)} providers, {domains} domains: "
+        f"{len(result.errors)} errors, {len(result.warnings)} warnings",
+        err=bool(result.problems),
+    )
+    if result.errors or (strict and result.warnings):
+        return Exit.INVALID
+    return Exit.OK
+
+
+@cli.command(name="render")
+@click.argument("address")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["autoconfig", "autodiscover", "json"]),
+    default="autoconfig",
+    show_default=True,
+)
+@_domains_option
+@click.option("--public-host", default=None, help="Host in the json answer's URL.")
+def render_command(address: str, fmt: str, domains: Path | None, public_host: str | None) -> int:
+    """Print exactly what the service would answer for ADDRESS."""
+    settings = _settings(domains=domains, public_host=public_host)
+    settings.check()
+    snapshot = build_snapshot(load_folder(settings.domains), renderers.compile_provider)
+    try:
+        parsed = parse_address(address)
+    except RequestError as exc:
+        click.echo(f"{address}: {exc.reason}", err=True)
+        return Exit.INVALID
+    entry = snapshot.lookup(parsed.domain)
+    if entry is None:
+        click.echo(f"{parsed.domain}: no domain file serves this domain", err=True)
+        return Exit.INVALID
+    if fmt == "autoconfig":
+        body = autoconfig.render(entry.compiled.autoconfig, parsed, parsed.domain)
+    elif fmt == "autodiscover":
+        body = autodiscover.render(
+            entry.compiled.autodiscover, parsed, autodiscover.NS_OUTLOOK_RESPONSE
+        )
+    else:
+        host = settings.public_host or f"autodiscover.{parsed.domain}"
+        body = autodiscover.render_json("AutodiscoverV1", entry.provider, host)
+    sys.stdout.buffer.write(body)
+    sys.stdout.buffer.flush()
+    return Exit.OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        result = cli.main(args=argv, prog_name="mail-autoconf", standalone_mode=False)
+    except click.exceptions.Exit as exc:  # --help, --version
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.Abort:
+        click.echo("aborted", err=True)
+        return Exit.INVALID
+    except SettingsError as exc:
+        click.echo(f"mail-autoconf: {exc}", err=True)
+        return Exit.USAGE
+    return int(result) if isinstance(result, int) else Exit.OK

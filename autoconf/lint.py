@@ -1,0 +1,85 @@
+"""Lint: settings that work but will hurt someone (SPEC §1). Never fatal unless --strict."""
+
+from __future__ import annotations
+
+from autoconf.errors import ConfigError, Severity
+from autoconf.model import Auth, Provider, Server, ServerType
+
+CLEARTEXT_WHY = "passwords and mail cross the network readably (RFC 8314 deprecates cleartext)"
+
+
+def lint(provider: Provider) -> list[ConfigError]:
+    """Every warning for one valid provider, with the line it is about."""
+    warnings: list[ConfigError] = []
+
+    def warn(server: Server | None, key: str, path: str, message: str) -> None:
+        line = server.lines.get(key, server.lines.get("", 1)) if server else 1
+        warnings.append(ConfigError(provider.file, line, path, message, Severity.WARNING))
+
+    for server in provider.incoming + provider.outgoing:
+        path = server.path
+        if not server.tls:
+            warn(
+                server,
+                "security",
+                f"{path}.security",
+                f"security: none: {CLEARTEXT_WHY}; Thunderbird for Android rejects "
+                "a whole document with one plaintext server",
+            )
+            if Auth.PASSWORD_CLEARTEXT in server.auth:
+                warn(
+                    server,
+                    "auth",
+                    f"{path}.auth",
+                    "password-cleartext without TLS sends the password readably",
+                )
+        if server.type is ServerType.SMTP and server.port == 25:
+            warn(
+                server,
+                "port",
+                f"{path}.port",
+                "SMTP on port 25: most networks block it for clients; submission is 587 or 465",
+            )
+        if server.type is ServerType.SMTP and not server.needs_login:
+            warn(
+                server,
+                "auth",
+                f"{path}.auth",
+                "no outgoing authentication: the server must accept mail by IP alone",
+            )
+        if server.auth == (Auth.OAUTH2,):
+            warn(
+                server,
+                "auth",
+                f"{path}.auth",
+                "OAuth2 as the only method: Thunderbird accepts OAuth2 only for providers "
+                "built into it and drops this server elsewhere",
+            )
+        pop3 = server.pop3
+        if pop3 and pop3.days_to_leave_messages_on_server and not pop3.leave_messages_on_server:
+            warn(
+                server,
+                "pop3",
+                f"{path}.pop3.days_to_leave_messages_on_server",
+                "days_to_leave_messages_on_server has no effect without "
+                "leave_messages_on_server: true",
+            )
+
+    imap = [s for s in provider.incoming if s.type is ServerType.IMAP]
+    first_in = provider.incoming[0] if provider.incoming else None
+    if not imap:
+        warn(
+            first_in,
+            "type",
+            "incoming",
+            "POP3 only: mail is not kept in sync between several devices; "
+            "Thunderbird for Android cannot use this provider (it needs IMAP)",
+        )
+    elif not any(s.tls for s in imap):
+        warn(
+            first_in,
+            "type",
+            "incoming",
+            "no IMAP server with TLS: Thunderbird for Android cannot use this provider",
+        )
+    return warnings

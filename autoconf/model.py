@@ -1,0 +1,464 @@
+"""The provider model: frozen dataclasses, built from a marked YAML tree.
+
+:func:`build_provider` validates a whole file and returns every problem it
+finds (never only the first), each as ``FILE:LINE: key.path: message``.
+Lint warnings live in :mod:`autoconf.lint`; they never stop a file from serving.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from autoconf.address import InvalidDomain, normalize_domain
+from autoconf.errors import ConfigError
+from autoconf.schema import Checker, describe
+from autoconf.yamlio import MarkedMap
+
+PLACEHOLDERS = ("%EMAILADDRESS%", "%EMAILLOCALPART%", "%EMAILDOMAIN%")
+CATCH_ALL = "*"
+WILDCARD_PREFIX = "*."
+
+
+class ServerType(StrEnum):
+    IMAP = "imap"
+    POP3 = "pop3"
+    SMTP = "smtp"
+
+
+class Security(StrEnum):
+    SSL = "ssl"
+    STARTTLS = "starttls"
+    NONE = "none"
+
+
+class Auth(StrEnum):
+    """Thunderbird's authentication values, spelt as its autoconfig files spell them."""
+
+    PASSWORD_CLEARTEXT = "password-cleartext"
+    PASSWORD_ENCRYPTED = "password-encrypted"
+    NTLM = "NTLM"
+    GSSAPI = "GSSAPI"
+    OAUTH2 = "OAuth2"
+    TLS_CLIENT_CERT = "TLS-client-cert"
+    CLIENT_IP_ADDRESS = "client-IP-address"
+    NONE = "none"
+
+
+OUTGOING_ONLY_AUTH = frozenset({Auth.CLIENT_IP_ADDRESS, Auth.NONE})
+# Methods with which the client sends no login at all.
+NO_LOGIN_AUTH = OUTGOING_ONLY_AUTH
+
+DEFAULT_PORTS: Mapping[tuple[ServerType, Security], int] = {
+    (ServerType.IMAP, Security.SSL): 993,
+    (ServerType.IMAP, Security.STARTTLS): 143,
+    (ServerType.IMAP, Security.NONE): 143,
+    (ServerType.POP3, Security.SSL): 995,
+    (ServerType.POP3, Security.STARTTLS): 110,
+    (ServerType.POP3, Security.NONE): 110,
+    (ServerType.SMTP, Security.SSL): 465,
+    (ServerType.SMTP, Security.STARTTLS): 587,
+    (ServerType.SMTP, Security.NONE): 587,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Pop3Options:
+    leave_messages_on_server: bool | None = None
+    days_to_leave_messages_on_server: int | None = None
+    download_on_biff: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Server:
+    type: ServerType
+    host: str
+    port: int
+    security: Security
+    auth: tuple[Auth, ...]
+    username: str
+    pop3: Pop3Options | None = None
+    # Where each key stood in the file, for lint messages.
+    lines: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
+    path: str = field(default="", compare=False, repr=False)
+
+    @property
+    def tls(self) -> bool:
+        return self.security is not Security.NONE
+
+    @property
+    def needs_login(self) -> bool:
+        return not set(self.auth) <= NO_LOGIN_AUTH
+
+
+@dataclass(frozen=True, slots=True)
+class DavService:
+    url: str
+    username: str
+
+
+@dataclass(frozen=True, slots=True)
+class Documentation:
+    url: str
+    text: tuple[tuple[str, str], ...]  # (language, text)
+
+
+@dataclass(frozen=True, slots=True)
+class OAuth2:
+    issuer: str
+    scope: str
+    auth_url: str
+    token_url: str
+
+
+@dataclass(frozen=True, slots=True)
+class MobileConfig:
+    identifier: str
+    organization: str
+
+
+@dataclass(frozen=True, slots=True)
+class DomainSource:
+    """Where a domain was claimed: for 'claimed by two files' messages."""
+
+    file: str
+    line: int
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    id: str
+    name: str
+    short_name: str
+    domains: tuple[str, ...]  # A-labels; "*.suffix" wildcards and "*" allowed
+    incoming: tuple[Server, ...]
+    outgoing: tuple[Server, ...]
+    file: str
+    calendar: DavService | None = None
+    addressbook: DavService | None = None
+    activesync: str | None = None
+    webmail: str | None = None
+    documentation: tuple[Documentation, ...] = ()
+    oauth2: OAuth2 | None = None
+    mobileconfig: MobileConfig | None = None
+    domain_sources: tuple[DomainSource, ...] = field(default=(), compare=False, repr=False)
+
+    @property
+    def served_incoming(self) -> tuple[Server, ...]:
+        return served(self.incoming)
+
+    @property
+    def served_outgoing(self) -> tuple[Server, ...]:
+        return served(self.outgoing)
+
+    @property
+    def concrete_domains(self) -> tuple[str, ...]:
+        return tuple(d for d in self.domains if not d.startswith("*"))
+
+
+def served(servers: tuple[Server, ...]) -> tuple[Server, ...]:
+    """The plaintext rule: cleartext servers only where no TLS server of the kind exists.
+
+    Nobody is steered to cleartext, and strict clients (Thunderbird for Android
+    rejects a whole document for one plain server) keep working.
+    """
+    secure = tuple(s for s in servers if s.tls)
+    return secure or servers
+
+
+# ---------------------------------------------------------------------------
+# Building a Provider from a marked YAML tree
+
+
+_TOP_KEYS = (
+    "provider",
+    "domains",
+    "domains_from",
+    "incoming",
+    "outgoing",
+    "calendar",
+    "addressbook",
+    "activesync",
+    "webmail",
+    "documentation",
+    "oauth2",
+    "mobileconfig",
+)
+_SERVER_KEYS = ("type", "host", "port", "security", "auth", "username", "pop3")
+_POP3_KEYS = ("leave_messages_on_server", "days_to_leave_messages_on_server", "download_on_biff")
+_REVERSE_DNS = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)*\Z")
+
+
+def build_provider(
+    tree: object, file: str, base_dir: Path
+) -> tuple[Provider | None, list[ConfigError]]:
+    """Validate a whole file; return the provider (None on any error) and every problem."""
+    c = Checker(file)
+    root = c.mapping(tree, "(root)", 1)
+    if root is None:
+        return None, c.problems
+    c.keys(root, "", _TOP_KEYS)
+
+    domains, sources = _domains(c, root, base_dir)
+    incoming = _servers(c, root, "incoming", (ServerType.IMAP, ServerType.POP3))
+    outgoing = _servers(c, root, "outgoing", (ServerType.SMTP,))
+
+    meta = c.child_mapping(root, "provider", "provider")
+    first = next((d for d in domains if d != CATCH_ALL), "catch-all")
+    provider_id = first.removeprefix(WILDCARD_PREFIX)
+    name = short_name = None
+    if meta is not None:
+        c.keys(meta, "provider", ("id", "name", "short_name"))
+        provider_id = c.hostname(meta, "id", "provider.id", default=provider_id) or provider_id
+        name = c.string(meta, "name", "provider.name")
+        short_name = c.string(meta, "short_name", "provider.short_name")
+    display_name = name or provider_id
+    display_short = short_name or display_name[:12]
+
+    calendar = _dav(c, root, "calendar")
+    addressbook = _dav(c, root, "addressbook")
+    activesync = _url_only(c, root, "activesync")
+    webmail = _url_only(c, root, "webmail")
+    documentation = _documentation(c, root)
+    oauth2 = _oauth2(c, root)
+    mobileconfig = _mobileconfig(c, root, provider_id, display_name)
+
+    if c.has_errors:
+        return None, c.problems
+    return (
+        Provider(
+            id=provider_id,
+            name=display_name,
+            short_name=display_short,
+            domains=tuple(domains),
+            incoming=tuple(incoming),
+            outgoing=tuple(outgoing),
+            file=file,
+            calendar=calendar,
+            addressbook=addressbook,
+            activesync=activesync,
+            webmail=webmail,
+            documentation=tuple(documentation),
+            oauth2=oauth2,
+            mobileconfig=mobileconfig,
+            domain_sources=tuple(sources),
+        ),
+        c.problems,
+    )
+
+
+def _domains(c: Checker, root: MarkedMap, base_dir: Path) -> tuple[list[str], list[DomainSource]]:
+    domains: list[str] = []
+    sources: list[DomainSource] = []
+    seen: dict[str, DomainSource] = {}
+
+    def add(raw: object, file: str, line: int, path: str) -> None:
+        if not isinstance(raw, str):
+            c.error_at(file, line, path, f"expected a domain name, got {describe(raw)}")
+            return
+        try:
+            domain = normalize_domain_pattern(raw)
+        except InvalidDomain as exc:
+            c.error_at(file, line, path, str(exc))
+            return
+        source = DomainSource(file, line, path)
+        if domain in seen:
+            first = seen[domain]
+            c.warning_at(
+                file, line, path, f"{domain} is listed twice (also {first.file}:{first.line})"
+            )
+            return
+        seen[domain] = source
+        domains.append(domain)
+        sources.append(source)
+
+    listed = c.child_list(root, "domains", "domains")
+    if listed is not None:
+        for index, raw in enumerate(listed):
+            add(raw, c.file, listed.line_of(index), f"domains[{index}]")
+
+    from_file = c.string(root, "domains_from", "domains_from")
+    if from_file is not None:
+        path = base_dir / from_file
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            c.error(root, "domains_from", "domains_from", f"cannot read {path}: {_reason(exc)}")
+        else:
+            for number, line in enumerate(text.splitlines(), start=1):
+                entry = line.split("#", 1)[0].strip()
+                if entry:
+                    add(entry, str(path), number, "domains_from")
+
+    if "domains" not in root and "domains_from" not in root:
+        c.error(root, None, "domains", "missing: list at least one domain")
+    elif not domains and not c.has_errors:
+        c.error(root, "domains", "domains", "list at least one domain")
+    return domains, sources
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return str(exc)
+
+
+def normalize_domain_pattern(raw: str) -> str:
+    """A domain, a wildcard ``*.domain`` or the catch-all ``*``, normalised."""
+    text = raw.strip()
+    if text == CATCH_ALL:
+        return CATCH_ALL
+    if text.startswith(WILDCARD_PREFIX):
+        return WILDCARD_PREFIX + normalize_domain(text[2:])
+    if "*" in text:
+        raise InvalidDomain(f"{text!r}: a wildcard must be '*' or start with '*.'")
+    return normalize_domain(text)
+
+
+def _servers(c: Checker, root: MarkedMap, key: str, types: tuple[ServerType, ...]) -> list[Server]:
+    listed = c.child_list(root, key, key)
+    if listed is None:
+        if key not in root:
+            c.error(root, None, key, "missing: list at least one server")
+        return []
+    if not listed:
+        c.error(root, key, key, "list at least one server")
+    servers = []
+    for index, raw in enumerate(listed):
+        path = f"{key}[{index}]"
+        entry = c.mapping(raw, path, listed.line_of(index))
+        if entry is None:
+            continue
+        server = _server(c, entry, path, types)
+        if server is not None:
+            servers.append(server)
+    return servers
+
+
+def _server(
+    c: Checker, entry: MarkedMap, path: str, types: tuple[ServerType, ...]
+) -> Server | None:
+    c.keys(entry, path, _SERVER_KEYS)
+    default_type = types[0].value if len(types) == 1 else None
+    type_name = c.choice(
+        entry, "type", f"{path}.type", [t.value for t in types], default=default_type
+    )
+    host = c.hostname(entry, "host", f"{path}.host", placeholders=("%EMAILDOMAIN%",))
+    security_name = c.choice(entry, "security", f"{path}.security", [s.value for s in Security])
+    port = c.port(entry, "port", f"{path}.port")
+    username = c.template(entry, "username", f"{path}.username", default="%EMAILADDRESS%")
+    allowed_auth = [a.value for a in Auth]
+    if types != (ServerType.SMTP,):
+        allowed_auth = [a.value for a in Auth if a not in OUTGOING_ONLY_AUTH]
+    auth_names = c.choices(
+        entry, "auth", f"{path}.auth", allowed_auth, default=Auth.PASSWORD_CLEARTEXT.value
+    )
+    pop3 = _pop3(c, entry, path, type_name)
+    if type_name is None or host is None or security_name is None:
+        return None
+    if username is None or auth_names is None or (port is None and "port" in entry):
+        return None
+    server_type = ServerType(type_name)
+    security = Security(security_name)
+    return Server(
+        type=server_type,
+        host=host,
+        port=port or DEFAULT_PORTS[(server_type, security)],
+        security=security,
+        auth=tuple(Auth(a) for a in auth_names),
+        username=username,
+        pop3=pop3,
+        lines=dict(entry.value_lines) | {"": entry.line},
+        path=path,
+    )
+
+
+def _pop3(c: Checker, entry: MarkedMap, path: str, type_name: str | None) -> Pop3Options | None:
+    options = c.child_mapping(entry, "pop3", f"{path}.pop3")
+    if options is None:
+        return None
+    if type_name != ServerType.POP3.value:
+        c.error(entry, "pop3", f"{path}.pop3", "pop3 options belong on a server of type pop3")
+    c.keys(options, f"{path}.pop3", _POP3_KEYS)
+    leave = c.boolean(options, "leave_messages_on_server", f"{path}.pop3.leave_messages_on_server")
+    days = c.integer(
+        options,
+        "days_to_leave_messages_on_server",
+        f"{path}.pop3.days_to_leave_messages_on_server",
+        minimum=1,
+        maximum=36500,
+    )
+    biff = c.boolean(options, "download_on_biff", f"{path}.pop3.download_on_biff")
+    return Pop3Options(leave, days, biff)
+
+
+def _dav(c: Checker, root: MarkedMap, key: str) -> DavService | None:
+    entry = c.child_mapping(root, key, key)
+    if entry is None:
+        return None
+    c.keys(entry, key, ("url", "username"))
+    url = c.url(entry, "url", f"{key}.url", required=True)
+    username = c.template(entry, "username", f"{key}.username", default="%EMAILADDRESS%")
+    return DavService(url, username) if url and username else None
+
+
+def _url_only(c: Checker, root: MarkedMap, key: str) -> str | None:
+    entry = c.child_mapping(root, key, key)
+    if entry is None:
+        return None
+    c.keys(entry, key, ("url",))
+    return c.url(entry, "url", f"{key}.url", required=True)
+
+
+def _documentation(c: Checker, root: MarkedMap) -> list[Documentation]:
+    listed = c.child_list(root, "documentation", "documentation")
+    docs: list[Documentation] = []
+    if listed is None:
+        return docs
+    for index, raw in enumerate(listed):
+        path = f"documentation[{index}]"
+        entry = c.mapping(raw, path, listed.line_of(index))
+        if entry is None:
+            continue
+        c.keys(entry, path, ("url", "text"))
+        url = c.url(entry, "url", f"{path}.url", required=True)
+        texts = c.language_texts(entry, "text", f"{path}.text")
+        if url is not None and texts is not None:
+            docs.append(Documentation(url, texts))
+    return docs
+
+
+def _oauth2(c: Checker, root: MarkedMap) -> OAuth2 | None:
+    entry = c.child_mapping(root, "oauth2", "oauth2")
+    if entry is None:
+        return None
+    c.keys(entry, "oauth2", ("issuer", "scope", "auth_url", "token_url"))
+    issuer = c.hostname(entry, "issuer", "oauth2.issuer")
+    scope = c.string(entry, "scope", "oauth2.scope", required=True)
+    auth_url = c.url(entry, "auth_url", "oauth2.auth_url", required=True)
+    token_url = c.url(entry, "token_url", "oauth2.token_url", required=True)
+    if issuer and scope and auth_url and token_url:
+        return OAuth2(issuer, scope, auth_url, token_url)
+    return None
+
+
+def _mobileconfig(c: Checker, root: MarkedMap, provider_id: str, name: str) -> MobileConfig:
+    default_identifier = ".".join(reversed(provider_id.split(".")))
+    entry = c.child_mapping(root, "mobileconfig", "mobileconfig")
+    if entry is None:
+        return MobileConfig(default_identifier, name)
+    c.keys(entry, "mobileconfig", ("identifier", "organization"))
+    identifier = c.string(entry, "identifier", "mobileconfig.identifier")
+    if identifier is not None and not _REVERSE_DNS.match(identifier):
+        c.error(
+            entry,
+            "identifier",
+            "mobileconfig.identifier",
+            f"{identifier!r} is not a reverse-DNS identifier such as com.example.mail",
+        )
+    organization = c.string(entry, "organization", "mobileconfig.organization")
+    return MobileConfig(identifier or default_identifier, organization or name)

@@ -1,0 +1,55 @@
+"""Documents pre-rendered once per provider, with slots filled in per request.
+
+A renderer builds its whole document with lxml at load time, placeholders
+(``%EMAILADDRESS%``…) standing where the request's values go; a request then
+costs one pass over a short list of pieces. Values are escaped by the caller
+for the document's syntax before they are filled in.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+from autoconf.address import Address, xml_escape
+
+EMAILADDRESS = "%EMAILADDRESS%"
+EMAILLOCALPART = "%EMAILLOCALPART%"
+EMAILDOMAIN = "%EMAILDOMAIN%"
+PLACEHOLDERS = (EMAILADDRESS, EMAILLOCALPART, EMAILDOMAIN)
+
+
+class Template:
+    """Text split at its slots; ``fill`` joins it with values for the slots."""
+
+    __slots__ = ("_pieces", "_slots")
+
+    def __init__(self, text: str, slots: Sequence[str]) -> None:
+        pattern = re.compile("(" + "|".join(re.escape(s) for s in slots) + ")")
+        pieces = pattern.split(text)
+        # Even positions are literal text, odd positions are slot names.
+        self._pieces = tuple(pieces)
+        self._slots = frozenset(pieces[1::2])
+
+    @property
+    def slots(self) -> frozenset[str]:
+        return self._slots
+
+    def fill(self, values: Mapping[str, str]) -> bytes:
+        """Join the pieces; a slot with no value keeps its own text (for the client)."""
+        pieces = self._pieces
+        out = list(pieces)
+        for index in range(1, len(pieces), 2):
+            out[index] = values.get(pieces[index], pieces[index])
+        return "".join(out).encode("utf-8")
+
+
+def placeholder_values(address: Address | None, domain: str) -> dict[str, str]:
+    """What a request tells, XML-escaped: the whole address, or only the domain."""
+    if address is None:
+        return {EMAILDOMAIN: domain}
+    return {
+        EMAILADDRESS: xml_escape(address.full),
+        EMAILLOCALPART: xml_escape(address.local),
+        EMAILDOMAIN: address.domain,
+    }

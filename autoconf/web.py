@@ -1,0 +1,112 @@
+"""Routes (SPEC §3). Each view parses the request, asks the registry, calls a renderer.
+
+Errors are raised as :class:`RequestError` and answered by the one handler in
+:mod:`autoconf.app`, in the format of the endpoint that failed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import cast
+
+from flask import Blueprint, Response, current_app, request
+
+from autoconf.address import Address, domain_from_host, parse_address
+from autoconf.errors import BadRequest, NotFound
+from autoconf.registry import Entry, Snapshot
+from autoconf.render import Compiled, autoconfig, autodiscover
+from autoconf.settings import Settings
+
+XML = "text/xml; charset=utf-8"
+JSON = "application/json"
+
+blueprint = Blueprint("autoconf", __name__)
+
+
+@dataclass
+class Service:
+    """What the views need: the settings and the current snapshot.
+
+    A reload replaces ``snapshot`` whole; a view reads the reference once.
+    """
+
+    settings: Settings
+    snapshot: Snapshot[Compiled]
+
+
+def service() -> Service:
+    return cast(Service, current_app.extensions["autoconf"])
+
+
+def _arg(name: str) -> str | None:
+    """A query parameter, its name compared case-insensitively (Outlook writes Email)."""
+    value = request.args.get(name)
+    if value is not None:
+        return value
+    wanted = name.lower()
+    for key, item in request.args.items():
+        if key.lower() == wanted:
+            return item
+    return None
+
+
+def _target(raw_address: str | None) -> tuple[Address | None, str, Entry[Compiled]]:
+    """The address (if given), the domain, and its entry; raise when there is none."""
+    snapshot = service().snapshot
+    if raw_address:
+        address = parse_address(raw_address)
+        entry = snapshot.lookup(address.domain)
+        if entry is None:
+            raise NotFound(f"no mail configuration for {address.domain}")
+        return address, address.domain, entry
+    domain = domain_from_host(request.host)
+    entry = snapshot.lookup(domain) if domain else None
+    if domain is None or entry is None:
+        raise NotFound("no email address given, and the host names no configured domain")
+    return None, domain, entry
+
+
+@blueprint.get("/mail/config-v1.1.xml", endpoint="autoconfig")
+@blueprint.get("/.well-known/autoconfig/mail/config-v1.1.xml", endpoint="autoconfig")
+def autoconfig_view() -> Response:
+    address, domain, entry = _target(_arg("emailaddress"))
+    body = autoconfig.render(entry.compiled.autoconfig, address, domain)
+    return Response(body, content_type=XML)
+
+
+@blueprint.route("/autodiscover/autodiscover.xml", methods=["GET", "POST"], endpoint="pox")
+def autodiscover_view() -> Response:
+    if request.method != "POST":
+        # As Exchange answers a browser: an error document, HTTP 200.
+        body = autodiscover.error_document(600, "send a POST request")
+        return Response(body, content_type=XML)
+    pox = autodiscover.parse_request(request.get_data(cache=False))
+    address, _, entry = _target(pox.email)
+    assert address is not None
+    body = autodiscover.render(entry.compiled.autodiscover, address, pox.response_schema)
+    return Response(body, content_type=XML)
+
+
+@blueprint.get("/autodiscover/autodiscover.json", endpoint="json")
+@blueprint.get("/autodiscover/autodiscover.json/v1.0/<path:email>", endpoint="json")
+def autodiscover_json_view(email: str | None = None) -> Response:
+    raw = email if email is not None else _arg("Email")
+    if not raw:
+        raise BadRequest("no email address given (Email=...)")
+    _, _, entry = _target(raw)
+    public_host = service().settings.public_host or request.host
+    body = autodiscover.render_json(_arg("Protocol") or "", entry.provider, public_host)
+    return Response(body, content_type=JSON)
+
+
+@blueprint.get("/healthz", endpoint="healthz")
+def healthz_view() -> Response:
+    snapshot = service().snapshot
+    body = {
+        "status": "degraded" if snapshot.broken else "ok",
+        "providers": len(snapshot.entries),
+        "domains": snapshot.domain_count,
+        "broken": [{"file": b.file, "errors": [str(e) for e in b.errors]} for b in snapshot.broken],
+    }
+    return Response(json.dumps(body, indent=2) + "\n", content_type=JSON)
