@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from autoconf.errors import ConfigError, Severity
-from autoconf.model import Auth, Provider, Server, ServerType
+from autoconf.model import Auth, Provider, Security, Server, ServerType
 
+# Thunderbird takes STARTTLS from these ports in an autodiscover answer, SSL from others.
+STARTTLS_PORTS = frozenset({25, 110, 143, 587})
 CLEARTEXT_WHY = "passwords and mail cross the network readably (RFC 8314 deprecates cleartext)"
 
 
@@ -54,6 +56,16 @@ def lint(provider: Provider) -> list[ConfigError]:
                 f"{path}.auth",
                 "OAuth2 as the only method: Thunderbird accepts OAuth2 only for providers "
                 "built into it and drops this server elsewhere",
+            )
+        if server.tls and (server.port in STARTTLS_PORTS) != (server.security is Security.STARTTLS):
+            mode = "STARTTLS" if server.port in STARTTLS_PORTS else "SSL/TLS"
+            warn(
+                server,
+                "port",
+                f"{path}.port",
+                f"security: {server.security.value} on port {server.port}: Thunderbird reads "
+                f"the TLS mode of an Outlook autodiscover answer from the port and will "
+                f"try {mode}",
             )
         pop3 = server.pop3
         if pop3 and pop3.days_to_leave_messages_on_server and not pop3.leave_messages_on_server:

@@ -41,6 +41,8 @@ def run(*, bind: str, workers: int) -> int:
         # (or a test beside a running one) would fight over it.
         "control_socket_disable": True,
     }
-    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
+    )
     _Application(options).run()
     return 0

@@ -1,0 +1,206 @@
+"""The HTTP interface through Flask's test client: selection, formats, errors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from lxml import etree
+
+from autoconf.render import autodiscover
+from tests.conftest import DATA
+
+NS = {"r": autodiscover.NS_RESPONSE, "o": autodiscover.NS_OUTLOOK_RESPONSE}
+AUTOCONFIG_PATHS = ["/mail/config-v1.1.xml", "/.well-known/autoconfig/mail/config-v1.1.xml"]
+POX = (DATA / "pox-request.xml").read_bytes()
+
+
+def xml(response: object) -> etree._Element:
+    return etree.fromstring(response.data)  # type: ignore[attr-defined]
+
+
+def pox_error(response: object) -> str:
+    codes = xml(response).xpath("r:Response/r:Error/r:ErrorCode/text()", namespaces=NS)
+    assert len(codes) == 1
+    return str(codes[0])
+
+
+@pytest.mark.parametrize("path", AUTOCONFIG_PATHS)
+def test_autoconfig_by_address(client: FlaskClient, path: str) -> None:
+    response = client.get(path, query_string={"emailaddress": "o'brien@Example.NET"})
+    assert response.status_code == 200
+    assert response.content_type == "text/xml; charset=utf-8"
+    root = xml(response)
+    assert root.xpath("//incomingServer/username/text()") == ["o'brien@example.net"] * 2
+    assert root.findtext("emailProvider/incomingServer/hostname") == "imap.example.com"
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["x@müller.example", "x@xn--mller-kva.example", "x@MÜLLER.example.", "x@Shop.Example"],
+)
+def test_domain_forms_are_one_domain(client: FlaskClient, address: str) -> None:
+    response = client.get(AUTOCONFIG_PATHS[0], query_string={"emailaddress": address})
+    assert response.status_code == 200
+    assert xml(response).find("emailProvider").get("id") == "hosting.example.org"
+    assert xml(response).xpath("//incomingServer/username/text()") == ["x"]
+
+
+@pytest.mark.parametrize(
+    "host", ["autoconfig.example.com", "example.com", "AUTOCONFIG.example.com:80"]
+)
+def test_autoconfig_by_host_fills_only_the_domain(client: FlaskClient, host: str) -> None:
+    response = client.get(AUTOCONFIG_PATHS[1], headers={"Host": host})
+    assert response.status_code == 200
+    root = xml(response)
+    assert root.find("emailProvider").get("id") == "example.com"
+    assert root.xpath("//incomingServer/username/text()") == ["%EMAILADDRESS%"] * 2
+
+
+def test_forwarded_host_only_when_trusted(make_app: Callable[..., Flask]) -> None:
+    files = {"a.yaml": (DATA.parent.parent / "domains" / "example.com.yaml").read_text()}
+    headers = {"Host": "127.0.0.1:8080", "X-Forwarded-Host": "autoconfig.example.com"}
+    untrusted = make_app(files).test_client().get(AUTOCONFIG_PATHS[0], headers=headers)
+    assert untrusted.status_code == 404
+    trusted = make_app(files, proxy_hops=1).test_client().get(AUTOCONFIG_PATHS[0], headers=headers)
+    assert trusted.status_code == 200
+    assert xml(trusted).find("emailProvider").get("id") == "example.com"
+
+
+@pytest.mark.parametrize(
+    ("query", "status"),
+    [
+        ({"emailaddress": "nobody"}, 400),
+        ({"emailaddress": "a@b@example.com"}, 400),
+        ({"emailaddress": "a" * 10_000 + "@example.com"}, 400),
+        ({"emailaddress": "a@unknown.example"}, 404),
+        ({}, 404),  # the test client's Host is localhost: no domain
+    ],
+)
+def test_autoconfig_errors(client: FlaskClient, query: dict[str, str], status: int) -> None:
+    response = client.get(AUTOCONFIG_PATHS[0], query_string=query)
+    assert response.status_code == status
+    assert response.content_type.startswith("text/plain")
+    reason = response.get_data(as_text=True)
+    assert reason.count("\n") == 1 and len(reason) < 200
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/autodiscover/autodiscover.xml",
+        "/Autodiscover/Autodiscover.xml",
+        "/AUTODISCOVER/AUTODISCOVER.XML",
+    ],
+)
+def test_pox_any_letter_case(client: FlaskClient, path: str) -> None:
+    response = client.post(path, data=POX, headers={"Authorization": "Basic YWxpY2U6c2VjcmV0"})
+    assert response.status_code == 200
+    assert response.content_type == "text/xml; charset=utf-8"
+    root = xml(response)
+    types = root.xpath("o:Response/o:Account/o:Protocol/o:Type/text()", namespaces=NS)
+    assert types == ["IMAP", "POP3", "SMTP", "SMTP"]
+    logins = root.xpath("o:Response/o:Account/o:Protocol/o:LoginName/text()", namespaces=NS)
+    assert set(logins) == {"alice@example.com"}
+
+
+def test_pox_errors(client: FlaskClient) -> None:
+    path = "/autodiscover/autodiscover.xml"
+    get = client.get(path)
+    assert (get.status_code, pox_error(get)) == (200, "600")
+    bad = client.post(path, data=b"<not-xml")
+    assert (bad.status_code, pox_error(bad)) == (200, "600")
+    other = POX.replace(b"responseschema/2006a", b"responseschema/2099")
+    assert pox_error(client.post(path, data=other)) == "601"
+    unknown = client.post(path, data=POX.replace(b"example.com", b"unknown.example"))
+    assert (unknown.status_code, pox_error(unknown)) == (404, "500")
+    big = client.post(path, data=POX + b" " * (64 * 1024))
+    assert big.status_code == 413
+    assert pox_error(big) == "600"
+    malformed = client.post(path, data=POX.replace(b"alice@example.com", b"alice"))
+    assert (malformed.status_code, pox_error(malformed)) == (200, "600")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/autodiscover/autodiscover.json?Email=a@example.com&Protocol=AutodiscoverV1",
+        "/autodiscover/autodiscover.json?email=a@example.com&protocol=autodiscoverv1",
+        "/Autodiscover/Autodiscover.json/v1.0/a@example.com?Protocol=AUTODISCOVERV1",
+    ],
+)
+def test_autodiscover_json(client: FlaskClient, url: str) -> None:
+    response = client.get(url, headers={"Host": "autodiscover.example.com"})
+    assert response.status_code == 200
+    assert response.content_type == "application/json"
+    assert json.loads(response.data) == {
+        "Protocol": "AutodiscoverV1",
+        "Url": "https://autodiscover.example.com/Autodiscover/Autodiscover.xml",
+    }
+
+
+def test_autodiscover_json_public_host(make_app: Callable[..., Flask]) -> None:
+    files = {"a.yaml": (DATA.parent.parent / "domains" / "example.com.yaml").read_text()}
+    client = make_app(files, public_host="autoconf.hoster.example").test_client()
+    answer = client.get(
+        "/autodiscover/autodiscover.json?Email=a@example.com&Protocol=AutodiscoverV1"
+    )
+    assert json.loads(answer.data)["Url"] == (
+        "https://autoconf.hoster.example/Autodiscover/Autodiscover.xml"
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "status", "code"),
+    [
+        (
+            "/autodiscover/autodiscover.json?Email=a@example.com&Protocol=Ews",
+            400,
+            "InvalidProtocol",
+        ),
+        ("/autodiscover/autodiscover.json?Email=a@example.com", 400, "InvalidProtocol"),
+        (
+            "/autodiscover/autodiscover.json?Email=a@example.com&Protocol=ActiveSync",
+            400,
+            "InvalidProtocol",
+        ),
+        ("/autodiscover/autodiscover.json?Protocol=AutodiscoverV1", 400, "InvalidRequest"),
+        (
+            "/autodiscover/autodiscover.json?Email=bad&Protocol=AutodiscoverV1",
+            400,
+            "InvalidRequest",
+        ),
+        (
+            "/autodiscover/autodiscover.json?Email=a@nowhere.example&Protocol=AutodiscoverV1",
+            404,
+            "NotFound",
+        ),
+    ],
+)
+def test_autodiscover_json_errors(client: FlaskClient, url: str, status: int, code: str) -> None:
+    response = client.get(url)
+    assert response.status_code == status
+    body = json.loads(response.data)
+    assert body["ErrorCode"] == code and body["ErrorMessage"]
+
+
+def test_healthz_lists_broken_files(make_app: Callable[..., Flask]) -> None:
+    good = (DATA.parent.parent / "domains" / "example.com.yaml").read_text()
+    app = make_app({"good.yaml": good, "bad.yaml": "domains: [x.example]\nincoming: 5\n"})
+    body = json.loads(app.test_client().get("/healthz").data)
+    assert body["status"] == "degraded"
+    assert body["providers"] == 1 and body["domains"] == 2
+    assert [b["file"].rsplit("/", 1)[1] for b in body["broken"]] == ["bad.yaml"]
+    assert any(":2: incoming: expected a list" in e for e in body["broken"][0]["errors"])
+    # The good file serves beside the broken one.
+    ok = app.test_client().get(AUTOCONFIG_PATHS[0], query_string={"emailaddress": "a@example.com"})
+    assert ok.status_code == 200
+
+
+def test_unknown_paths_and_methods_are_4xx(client: FlaskClient) -> None:
+    assert client.get("/nothing-here").status_code == 404
+    assert client.post(AUTOCONFIG_PATHS[0]).status_code == 405
+    assert client.put("/autodiscover/autodiscover.xml").status_code == 405
