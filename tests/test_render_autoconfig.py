@@ -17,7 +17,9 @@ from tests.helpers import provider_from_yaml, provider_text, server_yaml
 SOCKET = {"ssl": "SSL", "starttls": "STARTTLS", "none": "plain"}
 
 
-def render(text: str, address: str | None = "alice@example.com", domain: str = "") -> etree._Element:
+def render(
+    text: str, address: str | None = "alice@example.com", domain: str = ""
+) -> etree._Element:
     provider = provider_from_yaml(text)
     compiled = autoconfig.compile_provider(provider)
     parsed = parse_address(address) if address else None

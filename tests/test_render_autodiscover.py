@@ -74,7 +74,8 @@ def test_security_mapping_is_pinned(kind: str, security: str, port: int) -> None
     ssl, encryption, socket_type = EXPECTED[security]
 
     def ours(text: str) -> list[dict[str, str]]:
-        return [p for p in protocols(pox(text)) if p["Type"] == kind.upper() and p["Port"] == str(port)]
+        found = protocols(pox(text))
+        return [p for p in found if p["Type"] == kind.upper() and p["Port"] == str(port)]
 
     # The plaintext rule: beside a TLS server of the same kind, cleartext is not served.
     assert len(ours(_with(kind, server, sibling=True))) == (0 if security == "none" else 1)
@@ -112,15 +113,21 @@ def test_pox_fields_for_password_accounts() -> None:
     ]
     assert all(p["SPA"] == "off" and p["DomainRequired"] == "off" for p in found)
     assert [p["LoginName"] for p in found] == [
-        "Bob@example.com", "Bob@example.com", "Bob@example.com", "Bob", "Bob@example.com"
+        "Bob@example.com",
+        "Bob@example.com",
+        "Bob@example.com",
+        "Bob",
+        "Bob@example.com",
     ]
     assert [p["AuthRequired"] for p in found] == ["on", "on", "on", "on", "off"]
     # UsePOPAuth: SMTP's login equals the (first) incoming one.
     assert [p.get("UsePOPAuth") for p in found] == [None, None, "on", "off", "off"]
 
 
-@pytest.mark.parametrize(("auth", "spa"), [("NTLM", "on"), ("GSSAPI", "on"),
-                                           ("password-encrypted", "off"), ("OAuth2", "off")])
+@pytest.mark.parametrize(
+    ("auth", "spa"),
+    [("NTLM", "on"), ("GSSAPI", "on"), ("password-encrypted", "off"), ("OAuth2", "off")],
+)
 def test_spa_only_for_ntlm_and_kerberos(auth: str, spa: str) -> None:
     text = provider_text(server_yaml("imap", "ssl", auth=auth), server_yaml("smtp", "ssl"))
     assert protocols(pox(text))[0]["SPA"] == spa
@@ -171,12 +178,16 @@ def test_mobilesync_needs_activesync() -> None:
     text = provider_text(server_yaml("imap", "ssl"), server_yaml("smtp", "ssl"))
     compiled = autodiscover.compile_provider(provider_from_yaml(text))
     with pytest.raises(SchemaNotOffered):
-        autodiscover.render(compiled, parse_address("a@example.com"),
-                            autodiscover.NS_MOBILESYNC_RESPONSE)
+        autodiscover.render(
+            compiled, parse_address("a@example.com"), autodiscover.NS_MOBILESYNC_RESPONSE
+        )
     text += "activesync: {url: 'https://eas.example.com/Microsoft-Server-ActiveSync'}\n"
     compiled = autodiscover.compile_provider(provider_from_yaml(text))
-    root = etree.fromstring(autodiscover.render(compiled, parse_address("a@example.com"),
-                                                autodiscover.NS_MOBILESYNC_RESPONSE))
+    root = etree.fromstring(
+        autodiscover.render(
+            compiled, parse_address("a@example.com"), autodiscover.NS_MOBILESYNC_RESPONSE
+        )
+    )
     server = "m:Response/m:Action/m:Settings/m:Server/m:"
     assert root.xpath(server + "Type/text()", namespaces=NS) == ["MobileSync"]
     assert root.xpath(server + "Url/text()", namespaces=NS) == [
@@ -194,8 +205,9 @@ def test_error_document_shape() -> None:
 
 
 def test_json_protocols() -> None:
-    provider = provider_from_yaml(provider_text(server_yaml("imap", "ssl"),
-                                                server_yaml("smtp", "ssl")))
+    provider = provider_from_yaml(
+        provider_text(server_yaml("imap", "ssl"), server_yaml("smtp", "ssl"))
+    )
     for protocol in ("AutodiscoverV1", "autodiscoverv1", "AUTODISCOVERV1"):
         answer = json.loads(autodiscover.render_json(protocol, provider, "auto.example.net"))
         assert answer == {
