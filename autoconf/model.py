@@ -13,12 +13,11 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from autoconf.address import InvalidDomain, normalize_domain
+from autoconf.address import EMAILADDRESS, InvalidDomain, normalize_domain
 from autoconf.errors import ConfigError
-from autoconf.schema import Checker, describe
+from autoconf.schema import HOST_PLACEHOLDERS, Checker, describe
 from autoconf.yamlio import MarkedMap
 
-PLACEHOLDERS = ("%EMAILADDRESS%", "%EMAILLOCALPART%", "%EMAILDOMAIN%")
 CATCH_ALL = "*"
 WILDCARD_PREFIX = "*."
 
@@ -48,9 +47,8 @@ class Auth(StrEnum):
     NONE = "none"
 
 
+# Outgoing only: with these the client sends no login at all.
 OUTGOING_ONLY_AUTH = frozenset({Auth.CLIENT_IP_ADDRESS, Auth.NONE})
-# Methods with which the client sends no login at all.
-NO_LOGIN_AUTH = OUTGOING_ONLY_AUTH
 
 DEFAULT_PORTS: Mapping[tuple[ServerType, Security], int] = {
     (ServerType.IMAP, Security.SSL): 993,
@@ -91,7 +89,7 @@ class Server:
 
     @property
     def needs_login(self) -> bool:
-        return not set(self.auth) <= NO_LOGIN_AUTH
+        return not set(self.auth) <= OUTGOING_ONLY_AUTH
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,10 +345,10 @@ def _server(
     type_name = c.choice(
         entry, "type", f"{path}.type", [t.value for t in types], default=default_type
     )
-    host = c.hostname(entry, "host", f"{path}.host", placeholders=("%EMAILDOMAIN%",))
+    host = c.hostname(entry, "host", f"{path}.host", placeholders=HOST_PLACEHOLDERS)
     security_name = c.choice(entry, "security", f"{path}.security", [s.value for s in Security])
     port = c.port(entry, "port", f"{path}.port")
-    username = c.template(entry, "username", f"{path}.username", default="%EMAILADDRESS%")
+    username = c.template(entry, "username", f"{path}.username", default=EMAILADDRESS)
     allowed_auth = [a.value for a in Auth]
     if types != (ServerType.SMTP,):
         allowed_auth = [a.value for a in Auth if a not in OUTGOING_ONLY_AUTH]
@@ -402,7 +400,7 @@ def _dav(c: Checker, root: MarkedMap, key: str) -> DavService | None:
         return None
     c.keys(entry, key, ("url", "username"))
     url = c.url(entry, "url", f"{key}.url", required=True)
-    username = c.template(entry, "username", f"{key}.username", default="%EMAILADDRESS%")
+    username = c.template(entry, "username", f"{key}.username", default=EMAILADDRESS)
     return DavService(url, username) if url and username else None
 
 

@@ -13,11 +13,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from autoconf.address import InvalidDomain, normalize_domain
+from autoconf.address import EMAILDOMAIN, PLACEHOLDERS, InvalidDomain, normalize_domain
 from autoconf.errors import ConfigError, Severity
 from autoconf.yamlio import MarkedList, MarkedMap
 
-KNOWN_PLACEHOLDERS = ("%EMAILADDRESS%", "%EMAILLOCALPART%", "%EMAILDOMAIN%")
+HOST_PLACEHOLDERS = (EMAILDOMAIN,)
 # Anything that looks like a placeholder, including typos such as "%EMAILADDRESS"
 # without its closing sign; URL escapes such as %2F or %C3%BC do not match.
 _PLACEHOLDER_LIKE = re.compile(r"%[A-Za-z][A-Za-z_]{3,}%?")
@@ -229,7 +229,7 @@ class Checker:
             if found not in allowed:
                 hint = did_you_mean(found, allowed)
                 where = f"here only {', '.join(allowed)}" if allowed else "no placeholder here"
-                if found in KNOWN_PLACEHOLDERS:
+                if found in PLACEHOLDERS:
                     self.error(m, key, path, f"{found} is not allowed: {where}")
                 else:
                     self.error(m, key, path, f"unknown placeholder {found!r}{hint}")
@@ -241,7 +241,7 @@ class Checker:
         if key not in m:
             return default
         value = self.string(m, key, path)
-        if value is None or not self.placeholders(m, key, path, value, KNOWN_PLACEHOLDERS):
+        if value is None or not self.placeholders(m, key, path, value, PLACEHOLDERS):
             return None
         return value
 
@@ -269,7 +269,7 @@ class Checker:
 
     def url(self, m: MarkedMap, key: str, path: str, *, required: bool = False) -> str | None:
         value = self.string(m, key, path, required=required)
-        if value is None or not self.placeholders(m, key, path, value, KNOWN_PLACEHOLDERS):
+        if value is None or not self.placeholders(m, key, path, value, PLACEHOLDERS):
             return None
         if any(ch.isspace() for ch in value):
             self.error(m, key, path, f"{value!r} is not a URL (it contains white space)")
@@ -284,7 +284,7 @@ class Checker:
         if parts.scheme not in ("https", "http") or not netloc_host:
             self.error(m, key, path, f"{value!r} is not an https:// URL")
             return None
-        _, problem = check_hostname(netloc_host, KNOWN_PLACEHOLDERS)
+        _, problem = check_hostname(netloc_host, PLACEHOLDERS)
         if problem:
             self.error(m, key, path, f"{value!r}: {problem}")
             return None

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from lxml import etree
 
-from autoconf.address import Address
+from autoconf.address import EMAILADDRESS, Address
 from autoconf.errors import BadRequest, InvalidProtocol, SchemaNotOffered
 from autoconf.model import Auth, Provider, Security, Server, ServerType
 from autoconf.render.template import PLACEHOLDERS, Template, placeholder_values
@@ -111,7 +111,7 @@ def compile_provider(provider: Provider) -> Compiled:
     root = default_ns_element(NS_RESPONSE, "Autodiscover")
     response = default_ns_element(NS_OUTLOOK_RESPONSE, "Response", root)
     user = child(response, "User")
-    child(user, "AutoDiscoverSMTPAddress", "%EMAILADDRESS%")
+    child(user, "AutoDiscoverSMTPAddress", EMAILADDRESS)
     account = child(response, "Account")
     child(account, "AccountType", "email")
     child(account, "Action", "settings")
@@ -132,8 +132,8 @@ def compile_provider(provider: Provider) -> Compiled:
         response = default_ns_element(NS_MOBILESYNC_RESPONSE, "Response", root)
         child(response, "Culture", "en:en")
         user = child(response, "User")
-        child(user, "DisplayName", "%EMAILADDRESS%")
-        child(user, "EMailAddress", "%EMAILADDRESS%")
+        child(user, "DisplayName", EMAILADDRESS)
+        child(user, "EMailAddress", EMAILADDRESS)
         server_element = child(child(child(response, "Action"), "Settings"), "Server")
         child(server_element, "Type", "MobileSync")
         child(server_element, "Url", provider.activesync)

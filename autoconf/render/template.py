@@ -11,12 +11,16 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
-from autoconf.address import Address, xml_escape
+from autoconf.address import (
+    EMAILADDRESS,
+    EMAILDOMAIN,
+    EMAILLOCALPART,
+    PLACEHOLDERS,
+    Address,
+    xml_escape,
+)
 
-EMAILADDRESS = "%EMAILADDRESS%"
-EMAILLOCALPART = "%EMAILLOCALPART%"
-EMAILDOMAIN = "%EMAILDOMAIN%"
-PLACEHOLDERS = (EMAILADDRESS, EMAILLOCALPART, EMAILDOMAIN)
+__all__ = ["PLACEHOLDERS", "Template", "placeholder_values"]
 
 
 class Template:
