@@ -8,6 +8,7 @@ raises :class:`BadRequest` with a one-line reason.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 
@@ -131,3 +132,22 @@ _XML_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quo
 def xml_escape(text: str) -> str:
     """Escape for XML text and attribute values alike."""
     return text.translate(_XML_ESCAPES)
+
+
+# Something address-shaped inside a path or a log line.
+_ADDRESS_IN_TEXT = re.compile(r"[^/\s@?&=]+@([^/\s@?&=]+)")
+
+
+def redact_addresses(text: str, mode: str) -> str:
+    """What logs show of addresses in ``text``: ``redact`` (``***@domain``), ``hash``
+    (a short SHA-256 of the address, the domain kept) or ``full``."""
+    if mode == "full":
+        return text
+
+    def replace(match: re.Match[str]) -> str:
+        if mode == "hash":
+            digest = hashlib.sha256(match.group(0).lower().encode("utf-8", "replace")).hexdigest()
+            return f"{digest[:12]}@{match.group(1)}"
+        return f"***@{match.group(1)}"
+
+    return _ADDRESS_IN_TEXT.sub(replace, text)

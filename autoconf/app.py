@@ -47,7 +47,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
     settings.check()
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = autodiscover.MAX_BODY
+    # One byte more than we accept, so that the view itself sees an oversized
+    # chunked body and refuses it (see web._body).
+    app.config["MAX_CONTENT_LENGTH"] = autodiscover.MAX_BODY + 1
 
     result = load_folder(settings.domains)
     for problem in result.errors:

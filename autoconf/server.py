@@ -6,9 +6,28 @@ import logging
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger
 
-# The access log shows the path without its query string: addresses stay out.
+from autoconf.address import redact_addresses
+from autoconf.settings import Settings
+
+# The access log shows the path without its query string (where autoconfig
+# carries the address), and the path with addresses redacted (the v2 JSON form
+# carries one there). Headers, Authorization among them, are never logged.
 ACCESS_LOG_FORMAT = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
+
+
+class AccessLogger(Logger):  # type: ignore[misc]
+    """gunicorn's logger, with addresses in the logged path shown as AUTOCONF_LOG_ADDRESSES says."""
+
+    def __init__(self, cfg: Any) -> None:
+        super().__init__(cfg)
+        self.address_mode = Settings.from_env().log_addresses
+
+    def atoms(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> Any:
+        atoms = super().atoms(resp, req, environ, request_time)
+        atoms["U"] = redact_addresses(atoms.get("U") or "", self.address_mode)
+        return atoms
 
 
 class _Application(BaseApplication):  # type: ignore[misc]
@@ -34,6 +53,7 @@ def run(*, bind: str, workers: int) -> int:
         "preload_app": True,  # load and validate once, then fork: shared memory, one log
         "accesslog": "-",
         "access_log_format": ACCESS_LOG_FORMAT,
+        "logger_class": AccessLogger,
         "errorlog": "-",
         "graceful_timeout": 10,
         "proc_name": "mail-autoconf",

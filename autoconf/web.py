@@ -13,7 +13,7 @@ from typing import cast
 from flask import Blueprint, Response, current_app, request
 
 from autoconf.address import Address, domain_from_host, parse_address
-from autoconf.errors import BadRequest, NotFound
+from autoconf.errors import BadRequest, NotFound, PayloadTooLarge
 from autoconf.registry import Entry, Snapshot
 from autoconf.render import Compiled, autoconfig, autodiscover
 from autoconf.settings import Settings
@@ -67,6 +67,18 @@ def _target(raw_address: str | None) -> tuple[Address | None, str, Entry[Compile
     return None, domain, entry
 
 
+def _body(limit: int) -> bytes:
+    """The request body; PayloadTooLarge past ``limit``, with or without Content-Length.
+
+    (A chunked body has no length to refuse up front, and the stream that
+    Werkzeug gives for it just ends at the limit.)
+    """
+    body = request.stream.read(limit + 1)
+    if len(body) > limit:
+        raise PayloadTooLarge(f"the request body is larger than {limit // 1024} KiB")
+    return body
+
+
 @blueprint.get("/mail/config-v1.1.xml", endpoint="autoconfig")
 @blueprint.get("/.well-known/autoconfig/mail/config-v1.1.xml", endpoint="autoconfig")
 def autoconfig_view() -> Response:
@@ -81,7 +93,7 @@ def autodiscover_view() -> Response:
         # As Exchange answers a browser: an error document, HTTP 200.
         body = autodiscover.error_document(600, "send a POST request")
         return Response(body, content_type=XML)
-    pox = autodiscover.parse_request(request.get_data(cache=False))
+    pox = autodiscover.parse_request(_body(autodiscover.MAX_BODY))
     address, _, entry = _target(pox.email)
     assert address is not None
     body = autodiscover.render(entry.compiled.autodiscover, address, pox.response_schema)

@@ -10,6 +10,7 @@ from autoconf.address import (
     domain_from_host,
     normalize_domain,
     parse_address,
+    redact_addresses,
     xml_escape,
 )
 from autoconf.errors import BadRequest
@@ -32,8 +33,18 @@ def test_domains_normalise_to_one_form(raw: str, expected: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "raw", ["", ".", "a..b", "-a.example", "a_b.example", "exa mple.com", "x" * 64 + ".com",
-            "xn--zz.example", "a." * 130 + "com"]
+    "raw",
+    [
+        "",
+        ".",
+        "a..b",
+        "-a.example",
+        "a_b.example",
+        "exa mple.com",
+        "x" * 64 + ".com",
+        "xn--zz.example",
+        "a." * 130 + "com",
+    ],
 )
 def test_invalid_domains_are_refused(raw: str) -> None:
     with pytest.raises(InvalidDomain):
@@ -91,3 +102,15 @@ def test_xml_escape_covers_text_and_attributes() -> None:
     assert xml_escape("""<a href="x">'&'</a>""") == (
         "&lt;a href=&quot;x&quot;&gt;&apos;&amp;&apos;&lt;/a&gt;"
     )
+
+
+def test_addresses_in_logged_paths() -> None:
+    path = "/autodiscover/autodiscover.json/v1.0/Alice.Smith@example.com"
+    assert (
+        redact_addresses(path, "redact") == "/autodiscover/autodiscover.json/v1.0/***@example.com"
+    )
+    hashed = redact_addresses(path, "hash")
+    assert "Alice" not in hashed and hashed.endswith("@example.com")
+    assert hashed == redact_addresses(path.replace("Alice", "alice"), "hash")  # stable
+    assert redact_addresses(path, "full") == path
+    assert redact_addresses("/mail/config-v1.1.xml", "redact") == "/mail/config-v1.1.xml"
