@@ -69,10 +69,11 @@ def lint(provider: Provider) -> list[ConfigError]:
             )
         pop3 = server.pop3
         if pop3 and pop3.days_to_leave_messages_on_server and not pop3.leave_messages_on_server:
+            key = "pop3.days_to_leave_messages_on_server"
             warn(
                 server,
-                "pop3",
-                f"{path}.pop3.days_to_leave_messages_on_server",
+                key,
+                f"{path}.{key}",
                 "days_to_leave_messages_on_server has no effect without "
                 "leave_messages_on_server: true",
             )

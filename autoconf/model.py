@@ -350,10 +350,19 @@ def _server(
     port = c.port(entry, "port", f"{path}.port")
     username = c.template(entry, "username", f"{path}.username", default=EMAILADDRESS)
     allowed_auth = [a.value for a in Auth]
+    outgoing_only: dict[str, str] = {}
     if types != (ServerType.SMTP,):
         allowed_auth = [a.value for a in Auth if a not in OUTGOING_ONLY_AUTH]
+        outgoing_only = {
+            a.value.lower(): "is only for outgoing servers" for a in OUTGOING_ONLY_AUTH
+        }
     auth_names = c.choices(
-        entry, "auth", f"{path}.auth", allowed_auth, default=Auth.PASSWORD_CLEARTEXT.value
+        entry,
+        "auth",
+        f"{path}.auth",
+        allowed_auth,
+        default=Auth.PASSWORD_CLEARTEXT.value,
+        elsewhere=outgoing_only,
     )
     pop3 = _pop3(c, entry, path, type_name)
     if type_name is None or host is None or security_name is None:
@@ -370,9 +379,18 @@ def _server(
         auth=tuple(Auth(a) for a in auth_names),
         username=username,
         pop3=pop3,
-        lines=dict(entry.value_lines) | {"": entry.line},
+        lines=_lines(entry),
         path=path,
     )
+
+
+def _lines(entry: MarkedMap) -> dict[str, int]:
+    """Where the server's keys (and its pop3 options, as ``pop3.KEY``) stand."""
+    lines = dict(entry.key_lines) | {"": entry.line}
+    pop3 = entry.get("pop3")
+    if isinstance(pop3, MarkedMap):
+        lines |= {f"pop3.{key}": line for key, line in pop3.key_lines.items()}
+    return lines
 
 
 def _pop3(c: Checker, entry: MarkedMap, path: str, type_name: str | None) -> Pop3Options | None:

@@ -8,9 +8,10 @@ the other files serve.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Generic, TypeVar
 
 from autoconf import yamlio
@@ -123,8 +124,8 @@ class Entry(Generic[T]):
 class Snapshot(Generic[T]):
     """Domain -> entry; exact names first, then the nearest wildcard, then the catch-all."""
 
-    exact: dict[str, Entry[T]]
-    wildcards: dict[str, Entry[T]]  # "example.com" for "*.example.com"
+    exact: Mapping[str, Entry[T]]
+    wildcards: Mapping[str, Entry[T]]  # "example.com" for "*.example.com"
     catch_all: Entry[T] | None
     entries: tuple[Entry[T], ...]
     broken: tuple[BrokenFile, ...] = field(default=())
@@ -170,4 +171,10 @@ def build_snapshot(result: FolderResult, compile: Callable[[Provider], T]) -> Sn
                 wildcards[domain[len(WILDCARD_PREFIX) :]] = entry
             else:
                 exact[domain] = entry
-    return Snapshot(exact, wildcards, catch_all, tuple(entries), result.broken)
+    return Snapshot(
+        MappingProxyType(exact),
+        MappingProxyType(wildcards),
+        catch_all,
+        tuple(entries),
+        result.broken,
+    )

@@ -47,7 +47,16 @@ def describe(value: object) -> str:
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    options = list(choices)
+    close = difflib.get_close_matches(word, options, n=3, cutoff=0.6)
+    # Equally close matches: the one listed first (the usual choice) wins.
+    best = [
+        c
+        for c in close
+        if difflib.SequenceMatcher(None, word, c).ratio()
+        == difflib.SequenceMatcher(None, word, close[0]).ratio()
+    ]
+    match = sorted(best, key=options.index)[:1]
     if not match:  # "days" for "days_to_leave_messages_on_server"
         match = [c for c in choices if len(word) >= 3 and c.lower().startswith(word.lower())]
     return f" (did you mean {match[0]!r}?)" if match else ""
@@ -180,12 +189,21 @@ class Checker:
         return self._one_choice(value, m.line_of(key), path, choices)
 
     def _one_choice(
-        self, value: object, line: int, path: str, choices: Sequence[str]
+        self,
+        value: object,
+        line: int,
+        path: str,
+        choices: Sequence[str],
+        elsewhere: Mapping[str, str] | None = None,
     ) -> str | None:
         if isinstance(value, str):
             for choice in choices:
                 if choice.lower() == value.strip().lower():
                     return choice
+            why = (elsewhere or {}).get(value.strip().lower())
+            if why:
+                self.error_at(self.file, line, path, f"{value!r} {why}")
+                return None
             self.error_at(
                 self.file,
                 line,
@@ -199,9 +217,20 @@ class Checker:
         return None
 
     def choices(
-        self, m: MarkedMap, key: str, path: str, choices: Sequence[str], *, default: str
+        self,
+        m: MarkedMap,
+        key: str,
+        path: str,
+        choices: Sequence[str],
+        *,
+        default: str,
+        elsewhere: Mapping[str, str] | None = None,
     ) -> tuple[str, ...] | None:
-        """One value or a list of values, in preference order."""
+        """One value or a list of values, in preference order.
+
+        ``elsewhere`` maps values that are valid in other places (lower case) to
+        the reason they are not valid here.
+        """
         if key not in m:
             return (default,)
         value = m[key]
@@ -210,13 +239,13 @@ class Checker:
                 self.error(m, key, path, "list at least one value")
                 return None
             picked = [
-                self._one_choice(item, value.line_of(i), f"{path}[{i}]", choices)
+                self._one_choice(item, value.line_of(i), f"{path}[{i}]", choices, elsewhere)
                 for i, item in enumerate(value)
             ]
             if any(p is None for p in picked):
                 return None
             return tuple(p for p in picked if p is not None)
-        single = self._one_choice(value, m.line_of(key), path, choices)
+        single = self._one_choice(value, m.line_of(key), path, choices, elsewhere)
         return None if single is None else (single,)
 
     # -- names and templates ----------------------------------------------

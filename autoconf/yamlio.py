@@ -15,8 +15,11 @@ import yaml
 from autoconf.errors import ConfigError
 
 # A YAML file with aliases can describe an exponentially large tree in a few
-# lines; walking it is bounded so that no file can exhaust memory or time.
-MAX_NODES = 5_000_000
+# lines; its expanded size is counted on the shared graph before anything is
+# built, so that no file can exhaust memory or time. A 100,000-domain list is
+# about 100,000 values.
+MAX_NODES = 2_000_000
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 # libyaml's parser is several times faster; the tree walk below is the same.
@@ -24,14 +27,14 @@ _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class MarkedMap(dict[str, Any]):
-    """A mapping that knows its own line and the line of each key and value."""
+    """A mapping that knows its own line and the line of each key."""
 
     line: int
     key_lines: dict[str, int]
-    value_lines: dict[str, int]
 
     def line_of(self, key: str) -> int:
-        return self.value_lines.get(key, self.line)
+        """The line of ``key`` (where an admin looks for its value), else the mapping's."""
+        return self.key_lines.get(key, self.line)
 
 
 class MarkedList(list[Any]):
@@ -46,8 +49,20 @@ class MarkedList(list[Any]):
         return self.line
 
 
-class _TooLarge(Exception):
-    pass
+def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """How many values ``node`` stands for with every alias expanded (memoised)."""
+    known = sizes.get(id(node))
+    if known is not None:
+        return known
+    size = 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            size += _expanded_size(key, sizes) + _expanded_size(value, sizes)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            size += _expanded_size(item, sizes)
+    sizes[id(node)] = size = min(size, MAX_NODES + 1)
+    return size
 
 
 class _Builder:
@@ -55,12 +70,9 @@ class _Builder:
         self.loader = loader
         self.file = file
         self.errors: list[ConfigError] = []
-        self.count = 0
+        self._splits: dict[int, tuple[list[Any], list[Any]]] = {}
 
     def build(self, node: yaml.Node, path: str) -> Any:
-        self.count += 1
-        if self.count > MAX_NODES:
-            raise _TooLarge
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path)
         if isinstance(node, yaml.SequenceNode):
@@ -73,33 +85,66 @@ class _Builder:
             return result
         return self.loader.construct_object(node, deep=True)
 
+    def _key(self, node: yaml.Node) -> str:
+        # Keys are names: keep the text as written, so that `on:` stays "on"
+        # instead of YAML 1.1's boolean true.
+        if isinstance(node, yaml.ScalarNode):
+            return str(node.value)
+        return str(self.loader.construct_object(node, deep=True))
+
+    def _split(self, node: yaml.MappingNode) -> tuple[list[Any], list[Any]]:
+        """The pairs written in a mapping, and those a merge (<<) brings in.
+
+        Keys written here win; a merge only fills in what they lack. The split is
+        kept per node, because flattening changes the node and an alias visits it again.
+        """
+        known = self._splits.get(id(node))
+        if known is None:
+            written = [(k, v) for k, v in node.value if k.tag != _MERGE_TAG]
+            self.loader.flatten_mapping(node)
+            merged = node.value[: len(node.value) - len(written)]
+            known = self._splits[id(node)] = (written, merged)
+        return known
+
     def _mapping(self, node: yaml.MappingNode, path: str) -> MarkedMap:
-        self.loader.flatten_mapping(node)  # resolves YAML merge keys (<<)
         result = MarkedMap()
         result.line = node.start_mark.line + 1
         result.key_lines = {}
-        result.value_lines = {}
-        for key_node, value_node in node.value:
+        written, merged = self._split(node)
+        for key_node, value_node in written:
+            key = self._key(key_node)
             key_line = key_node.start_mark.line + 1
-            key = self.loader.construct_object(key_node, deep=True)
-            if not isinstance(key, str):
-                # YAML turns `on:` or `1:` into non-strings; keys here are names.
-                key = str(key).lower() if isinstance(key, bool) else str(key)
             child = f"{path}.{key}" if path else key
             if key in result:
-                self.errors.append(
-                    ConfigError(
-                        self.file,
-                        key_line,
-                        child,
-                        f"duplicate key (first given on line {result.key_lines[key]})",
-                    )
-                )
+                first = result.key_lines[key]
+                message = f"duplicate key (first given on line {first})"
+                self.errors.append(ConfigError(self.file, key_line, child, message))
                 continue
             result[key] = self.build(value_node, child)
             result.key_lines[key] = key_line
-            result.value_lines[key] = value_node.start_mark.line + 1
+        for key_node, value_node in merged:
+            key = self._key(key_node)
+            if key not in result:
+                child = f"{path}.{key}" if path else key
+                result[key] = self.build(value_node, child)
+                result.key_lines[key] = key_node.start_mark.line + 1
         return result
+
+
+def _missing_colon(text: str, line: int, problem: str) -> tuple[int, str]:
+    """``key value`` without its colon is read as the start of a longer plain
+    value, and YAML notices only at the next ``key:``. Point at the first of the
+    colon-less lines before it instead."""
+    lines = text.splitlines()
+    start = line
+    while start > 1:
+        previous = lines[start - 2].strip()
+        if not previous or previous.startswith(("#", "-")) or ":" in previous:
+            break
+        start -= 1
+    if start == line:
+        return line, problem
+    return start, f"{problem} (is a ':' missing on this line?)"
 
 
 def load(text: str, file: str) -> tuple[Any, list[ConfigError]]:
@@ -110,10 +155,16 @@ def load(text: str, file: str) -> tuple[Any, list[ConfigError]]:
             node = loader.get_single_node()
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
+            if isinstance(exc, yaml.scanner.ScannerError) and exc.context_mark is not None:
+                # "while scanning a quoted scalar": the culprit is where the scalar
+                # began; the problem mark is wherever the scanner gave up.
+                mark = exc.context_mark
             line = mark.line + 1 if mark is not None else 1
             problem = exc.problem or exc.context or "invalid YAML"
             if exc.context and exc.problem:
                 problem = f"{exc.context}: {exc.problem}"
+            if "mapping values are not allowed" in problem:
+                line, problem = _missing_colon(text, line, problem)
             return None, [ConfigError(file, line, "(yaml)", f"syntax error: {problem}")]
         except yaml.YAMLError as exc:
             return None, [ConfigError(file, 1, "(yaml)", f"syntax error: {exc}")]
@@ -121,17 +172,24 @@ def load(text: str, file: str) -> tuple[Any, list[ConfigError]]:
             return None, [ConfigError(file, 1, "(yaml)", "nested too deeply")]
         if node is None:
             return None, [ConfigError(file, 1, "(root)", "the file is empty")]
+        try:
+            too_large = _expanded_size(node, {}) > MAX_NODES
+        except RecursionError:
+            return None, [ConfigError(file, 1, "(yaml)", "nested too deeply")]
+        if too_large:
+            message = f"more than {MAX_NODES:,} values once aliases are expanded"
+            return None, [ConfigError(file, 1, "(yaml)", message)]
         builder = _Builder(loader, file)
         try:
             tree = builder.build(node, "")
-        except (_TooLarge, RecursionError):
-            return None, [
-                ConfigError(file, 1, "(yaml)", f"more than {MAX_NODES} values (alias bomb?)")
-            ]
+        except RecursionError:
+            return None, [ConfigError(file, 1, "(yaml)", "nested too deeply")]
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             line = mark.line + 1 if mark is not None else 1
             return None, [ConfigError(file, line, "(yaml)", f"invalid value: {exc.problem}")]
+        if tree is None and not builder.errors:  # only "---", "~" or comments
+            return None, [ConfigError(file, 1, "(root)", "the file is empty")]
         return tree, builder.errors
     finally:
         loader.dispose()

@@ -1,0 +1,279 @@
+"""registry: a folder of domain files becomes an immutable snapshot, domain -> provider."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from autoconf.address import normalize_domain
+from autoconf.model import Provider
+from autoconf.registry import (
+    Snapshot,
+    build_snapshot,
+    domain_files,
+    load_folder,
+)
+
+SERVERS = """\
+incoming:
+  - type: imap
+    host: imap.{host}
+    security: ssl
+outgoing:
+  - type: smtp
+    host: smtp.{host}
+    security: ssl
+"""
+
+
+def domain_file(*domains: str, host: str = "example.com") -> str:
+    listed = "".join(f'  - "{d}"\n' for d in domains)
+    return f"domains:\n{listed}" + SERVERS.format(host=host)
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def snapshot_of(folder: Path) -> Snapshot[str]:
+    """A snapshot whose compiled value is the provider's id, to see who serves."""
+    return build_snapshot(load_folder(folder), lambda provider: provider.id)
+
+
+def served_by(snapshot: Snapshot[str], domain: str) -> str | None:
+    entry = snapshot.lookup(normalize_domain(domain))
+    return None if entry is None else entry.compiled
+
+
+def relative(text: str, folder: Path) -> str:
+    return text.replace(f"{folder}/", "")
+
+
+# -- loading a folder -------------------------------------------------------------
+
+
+def test_broken_file_is_listed_and_the_good_ones_serve(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", domain_file("a.example", host="a.example"))
+    write(tmp_path, "b.yaml", domain_file("b.example", host="b.example"))
+    write(tmp_path, "c.yaml", domain_file("c.example", host="c.example") + "colour: blue\n")
+    result = load_folder(tmp_path)
+
+    assert result.files == 3
+    assert sorted(p.id for p in result.providers) == ["a.example", "b.example"]
+    assert [b.file for b in result.broken] == [str(tmp_path / "c.yaml")]
+    assert [relative(str(e), tmp_path) for e in result.broken[0].errors] == [
+        "c.yaml:11: colour: unknown key"
+    ]
+    assert [relative(str(e), tmp_path) for e in result.errors] == ["c.yaml:11: colour: unknown key"]
+
+    snapshot = build_snapshot(result, lambda provider: provider.id)
+    assert served_by(snapshot, "a.example") == "a.example"
+    assert served_by(snapshot, "b.example") == "b.example"
+    assert served_by(snapshot, "c.example") is None
+    assert snapshot.broken == result.broken
+    assert snapshot.domain_count == 2
+
+
+def test_every_broken_file_is_listed(tmp_path: Path) -> None:
+    write(tmp_path, "good.yaml", domain_file("example.com"))
+    write(tmp_path, "empty.yaml", "")
+    write(tmp_path, "syntax.yaml", "domains: [example.net\n")
+    write(tmp_path, "list.yaml", "- example.org\n")
+    result = load_folder(tmp_path)
+    assert sorted(Path(b.file).name for b in result.broken) == [
+        "empty.yaml",
+        "list.yaml",
+        "syntax.yaml",
+    ]
+    assert all(b.errors for b in result.broken), "each broken file must say why"
+    assert [p.id for p in result.providers] == ["example.com"]
+
+
+def test_problems_are_in_file_and_line_order(tmp_path: Path) -> None:
+    write(tmp_path, "b.yaml", domain_file("b.example") + "zzz: 1\naaa: 2\n")
+    write(tmp_path, "a.yaml", domain_file("a.example") + "yyy: 1\n")
+    result = load_folder(tmp_path)
+    assert [relative(str(p), tmp_path) for p in result.problems] == [
+        "a.yaml:11: yyy: unknown key",
+        "b.yaml:11: zzz: unknown key",
+        "b.yaml:12: aaa: unknown key",
+    ]
+
+
+def test_a_domain_claimed_by_two_files_names_both(tmp_path: Path) -> None:
+    write(tmp_path, "first.yaml", domain_file("example.com", host="first.example"))
+    write(
+        tmp_path,
+        "second.yaml",
+        domain_file("example.net", "Example.COM", host="second.example"),
+    )
+    result = load_folder(tmp_path)
+
+    assert [p.file for p in result.providers] == [str(tmp_path / "first.yaml")]
+    assert [b.file for b in result.broken] == [str(tmp_path / "second.yaml")]
+    (error,) = result.broken[0].errors
+    assert error.file == str(tmp_path / "second.yaml")
+    assert str(tmp_path / "first.yaml") in error.message
+    assert relative(str(error), tmp_path) == (
+        "second.yaml:3: domains[1]: example.com is already claimed by first.yaml:2"
+    )
+
+    snapshot = build_snapshot(result, lambda provider: provider.file)
+    entry = snapshot.lookup("example.com")
+    assert entry is not None and entry.compiled == str(tmp_path / "first.yaml")
+    # The second file is broken as a whole: its other domains do not serve either.
+    assert snapshot.lookup("example.net") is None
+
+
+@pytest.mark.parametrize("pattern", ["*.example.com", "*"])
+def test_a_wildcard_or_catch_all_claimed_twice_is_an_error(tmp_path: Path, pattern: str) -> None:
+    write(tmp_path, "a.yaml", domain_file(pattern))
+    write(tmp_path, "b.yaml", domain_file(pattern))
+    result = load_folder(tmp_path)
+    assert [Path(p.file).name for p in result.providers] == ["a.yaml"]
+    assert [relative(str(e), tmp_path) for e in result.errors] == [
+        f"b.yaml:2: domains[0]: {pattern} is already claimed by a.yaml:2"
+    ]
+
+
+def test_a_broken_file_claims_nothing(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", domain_file("example.com") + "typo: 1\n")
+    write(tmp_path, "b.yaml", domain_file("example.com", host="b.example"))
+    result = load_folder(tmp_path)
+    assert [Path(p.file).name for p in result.providers] == ["b.yaml"]
+    assert served_by(build_snapshot(result, lambda p: p.id), "example.com") == "example.com"
+
+
+def test_hidden_and_other_files_are_ignored(tmp_path: Path) -> None:
+    write(tmp_path, "good.yaml", domain_file("example.com"))
+    broken = "this: [is not, a domain file\n"
+    for name in (
+        ".hidden.yaml",
+        ".#good.yaml",
+        "notes.txt",
+        "good.yaml~",
+        "good.yaml.bak",
+        "README",
+    ):
+        write(tmp_path, name, broken)
+    (tmp_path / "folder.yaml").mkdir()
+    (tmp_path / ".git").mkdir()
+    write(tmp_path / ".git", "config.yaml", broken)
+
+    assert [p.name for p in domain_files(tmp_path)] == ["good.yaml"]
+    result = load_folder(tmp_path)
+    assert result.files == 1
+    assert result.broken == ()
+    assert result.problems == ()
+    assert [p.id for p in result.providers] == ["example.com"]
+
+
+def test_compile_runs_once_per_provider(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", domain_file("a.example", "b.example", "*.c.example"))
+    write(tmp_path, "b.yaml", domain_file("d.example"))
+    calls: list[str] = []
+
+    def compile(provider: Provider) -> str:
+        calls.append(provider.id)
+        return provider.id
+
+    snapshot = build_snapshot(load_folder(tmp_path), compile)
+    assert sorted(calls) == ["a.example", "d.example"]
+    assert len(snapshot.entries) == 2
+    assert snapshot.domain_count == 4
+
+
+# -- lookup --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def lookups(tmp_path: Path) -> Snapshot[str]:
+    write(tmp_path, "exact.yaml", domain_file("example.com", "müller.example", "shop.example.com"))
+    write(tmp_path, "wild.yaml", domain_file("*.example.com", host="wild.example"))
+    write(tmp_path, "deeper.yaml", domain_file("*.b.example.com", host="deeper.example"))
+    write(tmp_path, "catchall.yaml", domain_file("*", host="hoster.example"))
+    return build_snapshot(load_folder(tmp_path), lambda provider: Path(provider.file).stem)
+
+
+def test_lookup_exact(lookups: Snapshot[str]) -> None:
+    assert served_by(lookups, "example.com") == "exact"
+    assert served_by(lookups, "shop.example.com") == "exact"  # exact beats a wildcard
+
+
+@pytest.mark.parametrize(
+    "written", ["EXAMPLE.COM", "Example.Com.", "MÜLLER.example", "xn--mller-kva.example"]
+)
+def test_lookup_is_case_and_idn_insensitive(lookups: Snapshot[str], written: str) -> None:
+    assert served_by(lookups, written) == "exact"
+
+
+def test_lookup_wildcard_matches_any_depth_below(lookups: Snapshot[str]) -> None:
+    assert served_by(lookups, "a.example.com") == "wild"
+    assert served_by(lookups, "x.a.example.com") == "wild"
+    assert served_by(lookups, "A.Example.COM") == "wild"
+
+
+def test_lookup_wildcard_does_not_match_the_domain_itself(tmp_path: Path) -> None:
+    write(tmp_path, "wild.yaml", domain_file("*.example.com"))
+    snapshot = snapshot_of(tmp_path)
+    assert served_by(snapshot, "a.example.com") == "example.com"
+    assert served_by(snapshot, "a.b.example.com") == "example.com"
+    assert served_by(snapshot, "example.com") is None
+    assert served_by(snapshot, "notexample.com") is None
+    assert served_by(snapshot, "com") is None
+
+
+def test_lookup_most_specific_wildcard_wins(lookups: Snapshot[str]) -> None:
+    assert served_by(lookups, "a.b.example.com") == "deeper"
+    assert served_by(lookups, "x.y.b.example.com") == "deeper"
+    assert served_by(lookups, "b.example.com") == "wild"  # "*.b.example.com" needs a label more
+
+
+def test_lookup_catch_all_only_when_nothing_else_matches(lookups: Snapshot[str]) -> None:
+    assert served_by(lookups, "example.org") == "catchall"
+    assert served_by(lookups, "anything.example") == "catchall"
+    assert served_by(lookups, "example.com") == "exact"
+    assert served_by(lookups, "a.example.com") == "wild"
+
+
+def test_lookup_without_catch_all_finds_nothing(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", domain_file("example.com"))
+    assert served_by(snapshot_of(tmp_path), "example.org") is None
+
+
+def test_empty_folder_gives_an_empty_snapshot(tmp_path: Path) -> None:
+    snapshot = snapshot_of(tmp_path)
+    assert snapshot.domain_count == 0
+    assert snapshot.entries == ()
+    assert served_by(snapshot, "example.com") is None
+
+
+# -- immutability -----------------------------------------------------------------------
+
+
+def test_snapshot_is_frozen(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", domain_file("example.com", "*"))
+    snapshot = snapshot_of(tmp_path)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        snapshot.catch_all = None  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        snapshot.exact = {}  # type: ignore[misc]
+    entry = snapshot.lookup("example.com")
+    assert entry is not None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        entry.provider = entry.provider  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        entry.provider.id = "other.example"  # type: ignore[misc]
+
+
+def test_folder_result_is_frozen(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", domain_file("example.com"))
+    result = load_folder(tmp_path)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.providers = ()  # type: ignore[misc]
+    assert isinstance(result.providers, tuple)
+    assert isinstance(result.problems, tuple)
