@@ -115,12 +115,6 @@ class Checker:
                     f"unknown key{did_you_mean(key, allowed)}",
                 )
 
-    def require(self, m: MarkedMap, key: str, path: str, what: str) -> bool:
-        if key in m:
-            return True
-        self.error(m, None, path, f"missing: {what}")
-        return False
-
     def child_mapping(self, m: MarkedMap, key: str, path: str) -> MarkedMap | None:
         if key not in m:
             return None

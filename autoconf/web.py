@@ -73,8 +73,16 @@ def _body(limit: int) -> bytes:
     (A chunked body has no length to refuse up front, and the stream that
     Werkzeug gives for it just ends at the limit.)
     """
-    body = request.stream.read(limit + 1)
-    if len(body) > limit:
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:  # a stream may hand out less than asked for, so read on
+        chunk = request.stream.read(limit + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    body = b"".join(chunks)
+    if size > limit:
         raise PayloadTooLarge(f"the request body is larger than {limit // 1024} KiB")
     return body
 
