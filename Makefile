@@ -5,7 +5,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 BIND ?= 127.0.0.1:8080
 
-.PHONY: run test lint typecheck unit check clean
+# Real programs the end-to-end tests drive: Debian's nginx, Thunderbird 153
+# and certutil (for Thunderbird's certificate store), installed when missing.
+DEBIAN_PACKAGES := nginx thunderbird libnss3-tools
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test lint typecheck unit check clean debian-packages
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,7 +32,16 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict autoconf
 
-unit: $(STAMP)
+debian-packages:
+	@if ! test -x /usr/sbin/nginx || ! test -x /usr/bin/certutil \
+	    || ! test -x /usr/lib/thunderbird/thunderbird-bin; then \
+	  echo "Installing $(DEBIAN_PACKAGES) from Debian"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
+	    $(DEBIAN_PACKAGES) >/dev/null; \
+	fi
+
+unit: $(STAMP) debian-packages
 	$(BIN)/python -m pytest
 
 check: $(STAMP)

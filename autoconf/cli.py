@@ -87,8 +87,7 @@ def check(folder: Path | None, strict: bool) -> int:
     domains = sum(len(p.domains) for p in result.providers)
     click.echo(
         f"{result.files} files, {len(result.providers)} providers, {domains} domains: "
-        f"{len(result.errors)} errors, {len(result.warnings)} warnings",
-        err=bool(result.problems),
+        f"{len(result.errors)} errors, {len(result.warnings)} warnings"
     )
     if result.errors or (strict and result.warnings):
         return Exit.INVALID

@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import shutil
-import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -29,11 +26,10 @@ import requests
 import yaml
 from lxml import etree
 
+from tests.e2e.processes import start_service
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "domains"
-EXECUTABLE = Path(sys.executable).parent / "mail-autoconf"
-START_TIMEOUT = 20.0
-STOP_TIMEOUT = 10.0
 REQUEST_TIMEOUT = 10.0
 
 NS_RESPONSE = "http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006"
@@ -207,67 +203,17 @@ class Service:
         return self.log.read_text(encoding="utf-8", errors="replace")
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=STOP_TIMEOUT)
-
-
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     base_dir = tmp_path_factory.mktemp("serve")
     folder = base_dir / "domains"
     shutil.copytree(EXAMPLES, folder)
     (folder / BROKEN_NAME).write_text(BROKEN_YAML, encoding="utf-8")
-    log = base_dir / "service.log"
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOCONF_")}
-    env["HOME"] = str(base_dir)  # nothing of gunicorn's lands in the real home
-    assert EXECUTABLE.exists(), f"{EXECUTABLE} is not installed"
-    command = [
-        str(EXECUTABLE),
-        "serve",
-        "--domains",
-        str(folder),
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        "2",
-    ]
-    with log.open("wb") as log_file:
-        process = subprocess.Popen(
-            command, stdout=log_file, stderr=subprocess.STDOUT, cwd=base_dir, env=env
-        )
-    service = Service(f"http://127.0.0.1:{port}", port, folder, log, process)
+    started, port = start_service(folder, base_dir)
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"the service exited with {process.returncode}:\n{service.log_text()}")
-            try:
-                if requests.get(service.base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"no answer on /healthz within {START_TIMEOUT} s:\n{service.log_text()}"
-                )
-            time.sleep(0.1)
-        yield service
+        yield Service(f"http://127.0.0.1:{port}", port, folder, started.log, started.process)
     finally:
-        _stop(process)
+        started.stop()
 
 
 # ---------------------------------------------------------------------------

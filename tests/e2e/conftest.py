@@ -1,0 +1,65 @@
+"""The real front for client tests: mail-autoconf serve, nginx with TLS, and one
+headless Thunderbird for the whole test session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.nginx import Nginx, start_nginx
+from tests.e2e.processes import Started, start_service
+from tests.e2e.thunderbird import Thunderbird, start_thunderbird
+
+CLIENT_DOMAINS_DIR = Path(__file__).resolve().parents[1] / "data" / "thunderbird"
+# The mail domains the client tests use: the certificate names each of them
+# and its autoconfig. and autodiscover. names.
+CLIENT_DOMAINS = (
+    "ssl.test.example",
+    "starttls.test.example",
+    "pop3.test.example",
+    "both.test.example",
+    "plain.test.example",
+    "xn--bcher-kva.test.example",
+    "customer.test.example",  # served by the catch-all
+)
+
+
+@dataclass
+class Front:
+    service: Started
+    service_port: int
+    nginx: Nginx
+
+
+@pytest.fixture(scope="session")
+def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
+    """The service behind nginx, as deploy/nginx/ describes it."""
+    base = tmp_path_factory.mktemp("front")
+    service, port = start_service(CLIENT_DOMAINS_DIR, base, "--proxy-hops", "1")
+    try:
+        nginx = start_nginx(base / "nginx", port, CLIENT_DOMAINS)
+    except BaseException:
+        service.stop()
+        raise
+    try:
+        yield Front(service, port, nginx)
+    finally:
+        nginx.stop()
+        service.stop()
+
+
+@pytest.fixture(scope="session")
+def thunderbird(front: Front, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Thunderbird]:
+    client = start_thunderbird(
+        tmp_path_factory.mktemp("thunderbird"),
+        front.nginx.ca_file,
+        front.nginx.http_port,
+        front.nginx.https_port,
+    )
+    try:
+        yield client
+    finally:
+        client.stop()

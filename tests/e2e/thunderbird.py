@@ -1,0 +1,198 @@
+"""A real, headless Thunderbird from Debian, driven over Marionette (see shared/CLIENTS.md).
+
+Every host name resolves to 127.0.0.1 and ports 80 and 443 are mapped to the
+test's nginx, so Thunderbird asks for the real https://autoconfig.DOMAIN/ URLs
+and no request leaves the machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from marionette_driver.marionette import Marionette
+
+from tests.e2e.processes import Started, free_port, port_open, start, wait_until
+
+THUNDERBIRD = Path("/usr/lib/thunderbird/thunderbird-bin")
+PASSWORD = "hunter2-not-for-logs"
+
+# What the account hub does when someone types an address and a password:
+# FindConfig.parallelAutoDiscovery (autoconfig over https and http, ISPDB, MX,
+# Outlook autodiscover, all in parallel), then its placeholders are filled.
+# The answer is reduced to plain JSON with Thunderbird's own names.
+_DESCRIBE = r"""
+const names = (iface, value) => Object.keys(iface).find(k => iface[k] === value) ?? value;
+const server = s => s && ({
+  type: s.type, hostname: s.hostname, port: s.port,
+  socketType: names(Ci.nsMsgSocketType, s.socketType),
+  auth: names(Ci.nsMsgAuthMethod, s.auth), username: s.username,
+  leaveMessagesOnServer: s.leaveMessagesOnServer ?? null,
+  daysToLeaveMessagesOnServer: s.daysToLeaveMessagesOnServer ?? null,
+});
+const describe = config => config && ({
+  source: config.source, subSource: config.subSource,
+  incoming: server(config.incoming), incomingAlternatives: config.incomingAlternatives.map(server),
+  outgoing: server(config.outgoing), outgoingAlternatives: config.outgoingAlternatives.map(server),
+});
+"""
+_DISCOVER = (
+    _DESCRIBE
+    + r"""
+const [domain, email, password, resolve] = arguments;
+(async () => {
+  try {
+    const { FindConfig } = ChromeUtils.importESModule(
+      "resource:///modules/accountcreation/FindConfig.sys.mjs");
+    const { AccountConfig } = ChromeUtils.importESModule(
+      "resource:///modules/accountcreation/AccountConfig.sys.mjs");
+    const search = FindConfig.parallelAutoDiscovery(
+      domain, email, new AbortController().signal, password);
+    let step = await search.next();
+    while (!step.done) {
+      step = await search.next({ acceptRedirect: false });  // never to a third party
+    }
+    const config = step.value;
+    if (config) {
+      FindConfig.ewsifyConfig(config);
+      AccountConfig.replaceVariables(config, "Test Person", email, password);
+    }
+    resolve({ config: describe(config) });
+  } catch (e) {
+    resolve({ error: String(e) });
+  }
+})();
+"""
+)
+_EXCHANGE = (
+    _DESCRIBE
+    + r"""
+const [domain, email, password, resolve] = arguments;
+(async () => {
+  try {
+    const { fetchConfigFromExchange } = ChromeUtils.importESModule(
+      "resource:///modules/accountcreation/ExchangeAutoDiscover.sys.mjs");
+    const config = await fetchConfigFromExchange(
+      domain, email, new AbortController().signal, email, password,
+      async () => { throw new Error("no redirect expected"); });
+    resolve({ config: describe(config) });
+  } catch (e) {
+    resolve({ error: String(e), errors: (e.errors || []).map(String) });
+  }
+})();
+"""
+)
+# A new port mapping, and no connection kept from the old one: going offline
+# and back closes every open socket.
+_MAP_PORTS = r"""
+const [mapping] = arguments;
+Services.prefs.setCharPref("network.socket.forcePort", mapping);
+Services.obs.notifyObservers(null, "net:prune-all-connections");
+Services.io.offline = true;
+Services.io.offline = false;
+"""
+
+
+def _user_js(marionette_port: int, http_port: int, https_port: int) -> str:
+    prefs: dict[str, Any] = {
+        "marionette.port": marionette_port,
+        # Every name is 127.0.0.1; 80 and 443 go to the test's nginx. Host
+        # headers and SNI keep the real names.
+        "network.dns.forceResolve": "127.0.0.1",
+        "network.socket.forcePort": f"80={http_port};443={https_port}",
+        "network.dns.disableIPv6": True,
+        "mailnews.start_page.enabled": False,
+        "mail.inappnotifications.enabled": False,
+        "datareporting.policy.dataSubmissionEnabled": False,
+        "toolkit.telemetry.enabled": False,
+        "app.update.enabled": False,
+        "extensions.update.enabled": False,
+    }
+    return "".join(f"user_pref({json.dumps(k)}, {json.dumps(v)});\n" for k, v in prefs.items())
+
+
+@dataclass
+class Thunderbird:
+    started: Started
+    client: Marionette
+    http_port: int
+    https_port: int
+
+    def _run(self, script: str, *args: Any) -> dict[str, Any]:
+        result = self.client.execute_async_script(
+            script, script_args=list(args), script_timeout=60_000
+        )
+        assert isinstance(result, dict), result
+        return result
+
+    def discover(self, email: str, password: str = PASSWORD) -> dict[str, Any]:
+        """The account hub's search for ``email``, as the user typed it."""
+        domain = email.split("@", 1)[1]
+        return self._run(_DISCOVER, domain, email, password)
+
+    def exchange(self, email: str, password: str = PASSWORD) -> dict[str, Any]:
+        """Thunderbird's Outlook autodiscover alone, with its Basic auth header."""
+        domain = email.split("@", 1)[1]
+        return self._run(_EXCHANGE, domain, email, password)
+
+    def map_ports(self, mapping: str) -> None:
+        self.client.execute_script(_MAP_PORTS, script_args=[mapping])
+
+    def stop(self) -> None:
+        try:
+            self.client.delete_session()
+        except Exception:  # noqa: BLE001 -- it is going away either way
+            pass
+        self.started.stop()
+
+
+def start_thunderbird(workdir: Path, ca_file: Path, http_port: int, https_port: int) -> Thunderbird:
+    profile = workdir / "profile"
+    profile.mkdir(parents=True)
+    marionette_port = free_port()
+    (profile / "user.js").write_text(
+        _user_js(marionette_port, http_port, https_port), encoding="utf-8"
+    )
+    # The profile's own certificate store trusts the test CA, and nothing else new.
+    subprocess.run(["certutil", "-N", "-d", f"sql:{profile}", "--empty-password"], check=True)
+    subprocess.run(
+        [
+            "certutil",
+            "-A",
+            "-d",
+            f"sql:{profile}",
+            "-t",
+            "C,,",
+            "-n",
+            "test-ca",
+            "-i",
+            str(ca_file),
+        ],
+        check=True,
+    )
+    env = dict(os.environ)
+    env.update(
+        HOME=str(workdir),
+        MOZ_HEADLESS="1",
+        MOZ_REMOTE_SETTINGS_DEVTOOLS="1",  # or it calls home some 30 s after start
+        MOZ_CRASHREPORTER_DISABLE="1",
+    )
+    command = [
+        str(THUNDERBIRD),
+        "--headless",
+        "--marionette",
+        "--remote-allow-system-access",
+        "--no-remote",
+        "--profile",
+        str(profile),
+    ]
+    started = start(command, workdir / "thunderbird.log", cwd=workdir, env=env)
+    wait_until(lambda: port_open(marionette_port), started, "Thunderbird's Marionette")
+    client = Marionette(host="127.0.0.1", port=marionette_port)
+    client.start_session()
+    client.set_context(client.CONTEXT_CHROME)
+    return Thunderbird(started, client, http_port, https_port)
