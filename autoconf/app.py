@@ -19,6 +19,7 @@ from autoconf.errors import MethodNotAllowed, NotFound, PayloadTooLarge, Request
 from autoconf.registry import build_snapshot, load_folder
 from autoconf.render import autodiscover
 from autoconf.settings import Settings
+from autoconf.signing import load_signer
 from autoconf.web import JSON, XML, Service, blueprint
 
 log = logging.getLogger("autoconf")
@@ -46,6 +47,7 @@ def _case_insensitive_paths(wsgi_app: WSGIApp) -> WSGIApp:
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
     settings.check()
+    signer = load_signer(settings)  # before any work: a broken signing set-up stops us
     app = Flask(__name__)
     # One byte more than we accept, so that the view itself sees an oversized
     # chunked body and refuses it (see web._body).
@@ -64,7 +66,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         settings.domains,
         len(snapshot.broken),
     )
-    app.extensions["autoconf"] = Service(settings, snapshot)
+    if signer is not None:
+        log.info("signing Apple profiles as %s", signer.subject)
+    app.extensions["autoconf"] = Service(settings, snapshot, signer)
     app.register_blueprint(blueprint)
     app.register_error_handler(RequestError, _request_error)
     app.register_error_handler(HTTPException, _http_error)

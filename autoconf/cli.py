@@ -13,10 +13,11 @@ import click
 
 from autoconf import render as renderers
 from autoconf.address import parse_address
-from autoconf.errors import RequestError
+from autoconf.errors import NotFound, RequestError
 from autoconf.registry import build_snapshot, load_folder
-from autoconf.render import autoconfig, autodiscover
+from autoconf.render import autoconfig, autodiscover, mobileconfig
 from autoconf.settings import Settings, SettingsError
+from autoconf.signing import load_signer
 
 
 class Exit(IntEnum):
@@ -64,6 +65,7 @@ def serve(
 
     settings = _settings(domains=domains, public_host=public_host, proxy_hops=proxy_hops)
     settings.check()
+    load_signer(settings)  # refuse to start, with the file and the reason
     # Workers read the settings from the environment, as under plain gunicorn.
     os.environ["AUTOCONF_DOMAINS"] = str(settings.domains)
     if settings.public_host:
@@ -77,19 +79,26 @@ def serve(
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
 def check(folder: Path | None, strict: bool) -> int:
     """Validate and lint every domain file: FILE:LINE: key.path: message."""
-    folder = folder or Settings.from_env().domains
+    settings = Settings.from_env()
+    folder = folder or settings.domains
     if not folder.is_dir():
         click.echo(f"{folder}: not a folder", err=True)
         return Exit.USAGE
     result = load_folder(folder)
     for problem in result.problems:
         click.echo(str(problem))
+    try:
+        load_signer(settings)
+        signing_ok = True
+    except SettingsError as exc:
+        click.echo(f"signing: {exc}")
+        signing_ok = False
     domains = sum(len(p.domains) for p in result.providers)
     click.echo(
         f"{result.files} files, {len(result.providers)} providers, {domains} domains: "
         f"{len(result.errors)} errors, {len(result.warnings)} warnings"
     )
-    if result.errors or (strict and result.warnings):
+    if result.errors or not signing_ok or (strict and result.warnings):
         return Exit.INVALID
     return Exit.OK
 
@@ -99,7 +108,7 @@ def check(folder: Path | None, strict: bool) -> int:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["autoconfig", "autodiscover", "json"]),
+    type=click.Choice(["autoconfig", "autodiscover", "mobileconfig", "json"]),
     default="autoconfig",
     show_default=True,
 )
@@ -109,25 +118,27 @@ def render_command(address: str, fmt: str, domains: Path | None, public_host: st
     """Print exactly what the service would answer for ADDRESS."""
     settings = _settings(domains=domains, public_host=public_host)
     settings.check()
+    signer = load_signer(settings) if fmt == "mobileconfig" else None
     snapshot = build_snapshot(load_folder(settings.domains), renderers.compile_provider)
     try:
         parsed = parse_address(address)
-    except RequestError as exc:
+        entry = snapshot.lookup(parsed.domain)
+        if entry is None:
+            raise NotFound(f"{parsed.domain}: no domain file serves this domain")
+        if fmt == "autoconfig":
+            body = autoconfig.render(entry.compiled.autoconfig, parsed, parsed.domain)
+        elif fmt == "autodiscover":
+            schema = autodiscover.NS_OUTLOOK_RESPONSE
+            body = autodiscover.render(entry.compiled.autodiscover, parsed, schema)
+        elif fmt == "mobileconfig":
+            body = mobileconfig.render(entry.compiled.mobileconfig, parsed)
+            body = signer.sign(body) if signer is not None else body
+        else:
+            host = settings.public_host or f"autodiscover.{parsed.domain}"
+            body = autodiscover.render_json("AutodiscoverV1", entry.provider, host)
+    except RequestError as exc:  # what the service answers with a 4xx
         click.echo(f"{address}: {exc.reason}", err=True)
         return Exit.INVALID
-    entry = snapshot.lookup(parsed.domain)
-    if entry is None:
-        click.echo(f"{parsed.domain}: no domain file serves this domain", err=True)
-        return Exit.INVALID
-    if fmt == "autoconfig":
-        body = autoconfig.render(entry.compiled.autoconfig, parsed, parsed.domain)
-    elif fmt == "autodiscover":
-        body = autodiscover.render(
-            entry.compiled.autodiscover, parsed, autodiscover.NS_OUTLOOK_RESPONSE
-        )
-    else:
-        host = settings.public_host or f"autodiscover.{parsed.domain}"
-        body = autodiscover.render_json("AutodiscoverV1", entry.provider, host)
     sys.stdout.buffer.write(body)
     sys.stdout.buffer.flush()
     return Exit.OK

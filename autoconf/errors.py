@@ -61,6 +61,11 @@ class NotFound(RequestError):
     json_code = "NotFound"
 
 
+class ClientCannotUse(NotFound):
+    """The provider offers nothing this client can use (an Apple profile without a
+    login Apple Mail knows); answered like an unknown domain, with the reason."""
+
+
 class PayloadTooLarge(RequestError):
     status = 413
 

@@ -15,8 +15,9 @@ from flask import Blueprint, Response, current_app, request
 from autoconf.address import Address, domain_from_host, parse_address
 from autoconf.errors import BadRequest, NotFound, PayloadTooLarge
 from autoconf.registry import Entry, Snapshot
-from autoconf.render import Compiled, autoconfig, autodiscover
+from autoconf.render import Compiled, autoconfig, autodiscover, mobileconfig
 from autoconf.settings import Settings
+from autoconf.signing import Signer
 
 XML = "text/xml; charset=utf-8"
 JSON = "application/json"
@@ -33,6 +34,7 @@ class Service:
 
     settings: Settings
     snapshot: Snapshot[Compiled]
+    signer: Signer | None = None
 
 
 def service() -> Service:
@@ -118,6 +120,25 @@ def autodiscover_json_view(email: str | None = None) -> Response:
     public_host = service().settings.public_host or request.host
     body = autodiscover.render_json(_arg("Protocol") or "", entry.provider, public_host)
     return Response(body, content_type=JSON)
+
+
+@blueprint.get("/mobileconfig", endpoint="mobileconfig")
+def mobileconfig_view() -> Response:
+    raw = _arg("emailaddress")
+    if not raw:
+        raise BadRequest("no email address given (emailaddress=...)")
+    address, domain, entry = _target(raw)
+    assert address is not None
+    body = mobileconfig.render(entry.compiled.mobileconfig, address)
+    signer = service().signer
+    if signer is not None:
+        body = signer.sign(body)
+    disposition = f'attachment; filename="{mobileconfig.filename(domain)}"'
+    return Response(
+        body,
+        content_type=mobileconfig.CONTENT_TYPE,
+        headers={"Content-Disposition": disposition},
+    )
 
 
 @blueprint.get("/healthz", endpoint="healthz")

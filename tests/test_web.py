@@ -163,7 +163,7 @@ def test_autodiscover_json_public_host(make_app: Callable[..., Flask]) -> None:
         ),
         ("/autodiscover/autodiscover.json?Email=a@example.com", 400, "InvalidProtocol"),
         (
-            "/autodiscover/autodiscover.json?Email=a@example.com&Protocol=ActiveSync",
+            "/autodiscover/autodiscover.json?Email=a@example.org&Protocol=ActiveSync",
             400,
             "InvalidProtocol",
         ),

@@ -9,17 +9,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from autoconf.model import Provider
-from autoconf.render import autoconfig, autodiscover
+from autoconf.render import autoconfig, autodiscover, mobileconfig
 
 
 @dataclass(frozen=True, slots=True)
 class Compiled:
     autoconfig: autoconfig.Compiled
     autodiscover: autodiscover.Compiled
+    mobileconfig: mobileconfig.Compiled
 
 
 def compile_provider(provider: Provider) -> Compiled:
     return Compiled(
         autoconfig=autoconfig.compile_provider(provider),
         autodiscover=autodiscover.compile_provider(provider),
+        mobileconfig=mobileconfig.compile_provider(provider),
     )

@@ -584,12 +584,29 @@ def test_pox_unsupported_response_schema_is_601(service: Service) -> None:
 
 
 def test_pox_mobilesync_without_activesync_is_601(service: Service) -> None:
-    assert "activesync" not in provider_for("example.com")
+    assert "activesync" not in provider_for("example.org")
     body = pox_body(
-        "alice@example.com", schema=NS_MOBILESYNC_RESPONSE, namespace=NS_MOBILESYNC_REQUEST
+        "bob@example.org", schema=NS_MOBILESYNC_RESPONSE, namespace=NS_MOBILESYNC_REQUEST
     )
     code, _, _ = pox_error(service.pox(body))
     assert code == 601
+
+
+def test_pox_mobilesync_gives_the_activesync_url(service: Service) -> None:
+    url = provider_for("example.com")["activesync"]["url"]
+    body = pox_body(
+        "alice@example.com", schema=NS_MOBILESYNC_RESPONSE, namespace=NS_MOBILESYNC_REQUEST
+    )
+    response = service.pox(body)
+    assert response.status_code == 200
+    root = parse_xml(response)
+    ns = {"r": NS_RESPONSE, "m": NS_MOBILESYNC_RESPONSE}
+    server = root.xpath("m:Response/m:Action/m:Settings/m:Server", namespaces=ns)[0]
+    assert server.xpath("m:Type/text()", namespaces=ns) == ["MobileSync"]
+    assert server.xpath("m:Url/text()", namespaces=ns) == [url]
+    assert server.xpath("m:Name/text()", namespaces=ns) == [url]
+    user = root.xpath("m:Response/m:User", namespaces=ns)[0]
+    assert user.xpath("m:EMailAddress/text()", namespaces=ns) == ["alice@example.com"]
 
 
 def test_pox_unknown_domain_is_500_with_http_404(service: Service) -> None:
@@ -684,8 +701,8 @@ def test_json_query_parameter_names_in_any_case(service: Service) -> None:
 def test_json_unknown_protocol_is_400_invalid_protocol(
     service: Service, form: int, protocol: str
 ) -> None:
-    # example.com has no activesync, so ActiveSync is not offered either.
-    address = "alice@example.com"
+    # example.org has no activesync, so ActiveSync is not offered either.
+    address = "bob@example.org"
     service.secrets.add(address)
     path, params = json_forms(address, protocol)[form]
     response = service.get(path, params=params)
