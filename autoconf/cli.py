@@ -12,10 +12,12 @@ from typing import Any
 import click
 
 from autoconf import render as renderers
-from autoconf.address import parse_address
+from autoconf.address import InvalidDomain, parse_address
 from autoconf.errors import NotFound, RequestError
+from autoconf.model import normalize_domain_pattern
 from autoconf.registry import build_snapshot, load_folder
 from autoconf.render import autoconfig, autodiscover, mobileconfig
+from autoconf.render import dns as dns_records
 from autoconf.settings import Settings, SettingsError
 from autoconf.signing import load_signer
 
@@ -141,6 +143,43 @@ def render_command(address: str, fmt: str, domains: Path | None, public_host: st
         return Exit.INVALID
     sys.stdout.buffer.write(body)
     sys.stdout.buffer.flush()
+    return Exit.OK
+
+
+@cli.command()
+@click.argument("domain")
+@_domains_option
+@click.option(
+    "--public-host", default=None, help="This service's host name [AUTOCONF_PUBLIC_HOST]."
+)
+def dns(domain: str, domains: Path | None, public_host: str | None) -> int:
+    """Print DOMAIN's DNS records as zone-file lines."""
+    settings = _settings(domains=domains, public_host=public_host)
+    settings.check()
+    text = domain.strip()
+    try:
+        pattern = normalize_domain_pattern(text)
+    except InvalidDomain as exc:
+        click.echo(f"{domain}: {exc}", err=True)
+        return Exit.USAGE
+    result = load_folder(settings.domains)
+    if pattern.startswith("*"):
+        provider = next((p for p in result.providers if pattern in p.domains), None)
+        if provider is None:
+            click.echo(f"{domain}: no domain file lists this pattern", err=True)
+            return Exit.INVALID
+        click.echo("\n".join(dns_records.pattern_explanation(pattern, provider)))
+        return Exit.OK
+    snapshot = build_snapshot(result, lambda provider: None)
+    entry = snapshot.lookup(pattern)
+    if entry is None:
+        click.echo(f"{pattern}: no domain file serves this domain", err=True)
+        return Exit.INVALID
+    lines = dns_records.zone_lines(entry.provider, pattern, settings.public_host)
+    if pattern not in entry.provider.domains:
+        via = "the catch-all" if snapshot.catch_all is entry else "a wildcard"
+        lines.insert(1, f"; {pattern} is served through {via} of {entry.provider.file}")
+    click.echo("\n".join(lines))
     return Exit.OK
 
 

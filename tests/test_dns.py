@@ -1,0 +1,114 @@
+"""`mail-autoconf dns`: zone-file lines that dnspython's zone parser reads as meant."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dns.rdatatype
+import dns.zone
+import pytest
+
+from autoconf.cli import main
+from tests.conftest import EXAMPLES
+
+
+def zone(output: str, origin: str) -> dns.zone.Zone:
+    return dns.zone.from_text(output, origin=origin, relativize=False, check_origin=False)
+
+
+def records(z: dns.zone.Zone, kind: str) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for name, node in z.nodes.items():
+        for rdataset in node.rdatasets:
+            if rdataset.rdtype == dns.rdatatype.from_text(kind):
+                found[name.to_text()] = sorted(r.to_text() for r in rdataset)
+    return found
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(["dns", *args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_example_com_records(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys,
+        "example.com",
+        "--domains",
+        str(EXAMPLES),
+        "--public-host",
+        "autoconf.hoster.example",
+    )
+    assert code == 0
+    z = zone(out, "example.com.")
+    assert records(z, "SRV") == {
+        # IMAP before POP3 as in the file; implicit TLS (465) before STARTTLS (587).
+        "_imaps._tcp.example.com.": ["0 0 993 imap.example.com."],
+        "_pop3s._tcp.example.com.": ["10 0 995 pop.example.com."],
+        "_submissions._tcp.example.com.": ["0 0 465 smtp.example.com."],
+        "_submission._tcp.example.com.": ["10 0 587 smtp.example.com."],
+        "_autodiscover._tcp.example.com.": ["0 0 443 autoconf.hoster.example."],
+    }
+    assert records(z, "CNAME") == {
+        "autoconfig.example.com.": ["autoconf.hoster.example."],
+        "autodiscover.example.com.": ["autoconf.hoster.example."],
+    }
+
+
+def test_only_services_the_provider_has(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "shop.example", "--domains", str(EXAMPLES))
+    assert code == 0
+    z = zone(out, "shop.example.")
+    assert records(z, "SRV") == {
+        "_imap._tcp.shop.example.": ["0 0 143 mail.hosting.example.org."],
+        "_submission._tcp.shop.example.": ["0 0 587 mail.hosting.example.org."],
+    }
+    assert records(z, "CNAME") == {}  # no public host given: said in a comment instead
+    assert "--public-host" in out
+
+
+def test_public_host_from_the_environment(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AUTOCONF_PUBLIC_HOST", "autoconfig.example.com")
+    code, out, _ = run(capsys, "example.com", "--domains", str(EXAMPLES))
+    assert code == 0
+    # autoconfig.example.com is the service itself: no CNAME to itself.
+    assert records(zone(out, "example.com."), "CNAME") == {
+        "autodiscover.example.com.": ["autoconfig.example.com."]
+    }
+
+
+def test_placeholder_hosts_are_filled_for_the_domain(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "all.yaml").write_text(
+        "domains: ['*']\n"
+        "incoming:\n"
+        "  - {type: imap, host: 'mail.%EMAILDOMAIN%', security: starttls}\n"
+        "  - {type: imap, host: 'mail.%EMAILDOMAIN%', security: ssl}\n"
+        "outgoing: [{type: smtp, host: 'mail.%EMAILDOMAIN%', security: ssl}]\n"
+    )
+    code, out, _ = run(capsys, "Customer.Example.", "--domains", str(tmp_path))
+    assert code == 0
+    assert "catch-all" in out
+    assert records(zone(out, "customer.example."), "SRV") == {
+        "_imaps._tcp.customer.example.": ["0 0 993 mail.customer.example."],
+        "_imap._tcp.customer.example.": ["10 0 143 mail.customer.example."],
+        "_submissions._tcp.customer.example.": ["0 0 465 mail.customer.example."],
+    }
+
+
+@pytest.mark.parametrize("pattern", ["*.customers.example.org"])
+def test_patterns_get_an_explanation(capsys: pytest.CaptureFixture[str], pattern: str) -> None:
+    code, out, _ = run(capsys, pattern, "--domains", str(EXAMPLES))
+    assert code == 0
+    assert all(line.startswith(";") for line in out.splitlines())
+    assert "each" in out and "concrete domain" in out
+    assert records(zone(out, "example.org."), "SRV") == {}
+
+
+def test_unknown_and_invalid_domains(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "nowhere.example", "--domains", str(EXAMPLES))[0] == 1
+    assert run(capsys, "bad_domain!", "--domains", str(EXAMPLES))[0] == 2
