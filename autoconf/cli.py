@@ -183,6 +183,57 @@ def dns(domain: str, domains: Path | None, public_host: str | None) -> int:
     return Exit.OK
 
 
+@cli.command(name="import")
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Folder for the domain files written.",
+)
+@click.option("--force", is_flag=True, help="Overwrite domain files that exist.")
+def import_command(source: Path, out: Path, force: bool) -> int:
+    """Turn Thunderbird ISPDB XML (a file, or a folder of them) into domain YAML."""
+    from autoconf import ispdb
+
+    return ispdb.import_main(source, out, force=force)
+
+
+@cli.command()
+@click.argument("domain")
+@_domains_option
+@click.option(
+    "--ca-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Trust this CA (PEM) too, for servers with a private CA.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(0.1, 120),
+    default=10.0,
+    show_default=True,
+    help="Seconds for each server.",
+)
+def probe(domain: str, domains: Path | None, ca_file: Path | None, timeout: float) -> int:
+    """Connect to every server DOMAIN's file names and check what it promises."""
+    from autoconf import probe as probing
+
+    settings = _settings(domains=domains)
+    settings.check()
+    try:
+        target = normalize_domain_pattern(domain)
+    except InvalidDomain as exc:
+        click.echo(f"{domain}: {exc}", err=True)
+        return Exit.USAGE
+    entry = build_snapshot(load_folder(settings.domains), lambda p: None).lookup(target)
+    if entry is None:
+        click.echo(f"{target}: no domain file serves this domain", err=True)
+        return Exit.INVALID
+    return probing.probe_main(entry.provider, target, ca_file=ca_file, timeout=timeout)
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         result = cli.main(args=argv, prog_name="mail-autoconf", standalone_mode=False)
