@@ -16,10 +16,11 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from autoconf import render
 from autoconf.errors import MethodNotAllowed, NotFound, PayloadTooLarge, RequestError
-from autoconf.registry import build_snapshot, load_folder
+from autoconf.registry import Registry
 from autoconf.render import autodiscover
 from autoconf.settings import Settings
 from autoconf.signing import load_signer
+from autoconf.watch import Watcher
 from autoconf.web import JSON, XML, Service, blueprint
 
 log = logging.getLogger("autoconf")
@@ -53,12 +54,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     # chunked body and refuses it (see web._body).
     app.config["MAX_CONTENT_LENGTH"] = autodiscover.MAX_BODY + 1
 
-    result = load_folder(settings.domains)
-    for problem in result.errors:
-        log.error("%s", problem)
-    for broken in result.broken:
+    registry = Registry(settings.domains, render.compile_provider)
+    for problem in registry.reload().problems:
+        if problem.is_error:
+            log.error("%s", problem)
+    snapshot = registry.snapshot
+    for broken in snapshot.broken:
         log.error("%s: skipped, its domains are not served", broken.file)
-    snapshot = build_snapshot(result, render.compile_provider)
     log.info(
         "serving %d domains of %d providers from %s (%d broken files)",
         snapshot.domain_count,
@@ -68,7 +70,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     if signer is not None:
         log.info("signing Apple profiles as %s", signer.subject)
-    app.extensions["autoconf"] = Service(settings, snapshot, signer)
+    watcher = Watcher(registry)
+    app.extensions["autoconf"] = Service(settings, registry, signer)
+    # Each serving process watches the folder from its own thread, started on
+    # its first request (gunicorn forks workers after create_app has run).
+    app.before_request(watcher.ensure_running)
     app.register_blueprint(blueprint)
     app.register_error_handler(RequestError, _request_error)
     app.register_error_handler(HTTPException, _http_error)

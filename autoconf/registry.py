@@ -8,6 +8,7 @@ the other files serve.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,16 +28,36 @@ DOMAIN_FILE_SUFFIXES = (".yaml", ".yml")
 class BrokenFile:
     file: str
     errors: tuple[ConfigError, ...]
+    serving_last_good: bool = False  # an earlier valid version still serves
+
+
+# What identifies a version of a file without reading it: (mtime_ns, size, inode)
+# of the file and of the domains_from file it names.
+Signature = tuple[tuple[int, int, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedFile:
+    """A domain file as last read."""
+
+    dependencies: tuple[Path, ...]  # the file, and the domains_from file it names
+    signature: Signature  # of the dependencies, as they were read
+    current: Provider | None  # this version, when it is valid
+    last_good: Provider | None  # the newest valid version seen, for a reload to fall back on
+    problems: tuple[ConfigError, ...]  # of this version: errors, or lint warnings
 
 
 @dataclass(frozen=True, slots=True)
 class FolderResult:
-    """Everything read from a folder: valid providers, broken files, all problems."""
+    """Everything read from a folder: providers to serve, broken files, all problems."""
 
     providers: tuple[Provider, ...]
     broken: tuple[BrokenFile, ...]
     problems: tuple[ConfigError, ...]  # errors and lint warnings, in file and line order
     files: int
+    states: Mapping[str, LoadedFile] = field(default_factory=dict)
+    changed: tuple[str, ...] = ()  # files read anew (new or changed since the last load)
+    removed: tuple[str, ...] = ()
 
     @property
     def errors(self) -> list[ConfigError]:
@@ -56,45 +77,115 @@ def domain_files(folder: Path) -> list[Path]:
     )
 
 
-def load_file(path: Path) -> tuple[Provider | None, list[ConfigError]]:
-    """Read, parse and validate one file; lint it when it is valid."""
+def _signature(paths: list[Path]) -> Signature:
+    marks = []
+    for path in paths:
+        try:
+            info = path.stat()
+        except OSError:
+            marks.append((0, 0, 0))
+        else:
+            marks.append((info.st_mtime_ns, info.st_size, info.st_ino))
+    return tuple(marks)
+
+
+def _dependencies(path: Path, tree: object) -> list[Path]:
+    """The file itself and the domains_from file it names, whose changes a reload must see."""
+    named = tree.get("domains_from") if isinstance(tree, yamlio.MarkedMap) else None
+    return [path, path.parent / named] if isinstance(named, str) else [path]
+
+
+def _parse(path: Path) -> tuple[Provider | None, list[ConfigError], list[Path]]:
     file = str(path)
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        return None, [ConfigError(file, 1, "(file)", f"not UTF-8 text ({exc.reason})")]
+        return None, [ConfigError(file, 1, "(file)", f"not UTF-8 text ({exc.reason})")], [path]
     except OSError as exc:
-        return None, [ConfigError(file, 1, "(file)", f"cannot read: {exc.strerror or exc}")]
+        reason = f"cannot read: {exc.strerror or exc}"
+        return None, [ConfigError(file, 1, "(file)", reason)], [path]
     tree, problems = yamlio.load(text, file)
+    dependencies = _dependencies(path, tree)
     if tree is None:
-        return None, problems
+        return None, problems, dependencies
     provider, more = build_provider(tree, file, path.parent)
     problems += more
-    if problems and any(p.is_error for p in problems):
-        return None, problems
+    if any(p.is_error for p in problems):
+        return None, problems, dependencies
     assert provider is not None
-    return provider, problems + lint(provider)
+    return provider, problems + lint(provider), dependencies
 
 
-def load_folder(folder: Path) -> FolderResult:
-    """Load every file; a domain claimed by a second file makes that file broken."""
-    providers: list[Provider] = []
+def load_file(path: Path) -> tuple[Provider | None, list[ConfigError]]:
+    """Read, parse and validate one file; lint it when it is valid."""
+    provider, problems, _ = _parse(path)
+    return provider, problems
+
+
+def _read(path: Path, previous: LoadedFile | None) -> tuple[LoadedFile, bool]:
+    """The file as it is now, and whether it had to be read (it is new or changed)."""
+    if previous is not None and _signature(list(previous.dependencies)) == previous.signature:
+        return previous, False
+    # Stat, then read: a write that lands during the read differs from this
+    # signature, and the next reload reads the file again.
+    before = _signature([path])
+    provider, problems, dependencies = _parse(path)
+    signature = before + _signature(dependencies[1:])
+    last_good = provider or (previous.last_good if previous else None)
+    state = LoadedFile(tuple(dependencies), signature, provider, last_good, tuple(problems))
+    return state, True
+
+
+def load_folder(folder: Path, previous: Mapping[str, LoadedFile] | None = None) -> FolderResult:
+    """Load every file (only new and changed ones when ``previous`` is given).
+
+    A file whose current version is broken serves its last good version, if
+    it had one. A domain claimed by a second file makes that file broken; the
+    file that served the domain before keeps it, then name order decides.
+    """
+    previous = previous or {}
+    paths = domain_files(folder)
+    states: dict[str, LoadedFile] = {}
+    changed = []
+    for path in paths:
+        state, fresh = _read(path, previous.get(str(path)))
+        states[str(path)] = state
+        if fresh:
+            changed.append(str(path))
+    removed = tuple(sorted(set(previous) - set(states)))
+
+    # Files that served before choose first, so that a new claim cannot take
+    # a domain away from a file that has it.
+    served_before = [f for f in states if f in previous and previous[f].last_good]
+    order = served_before + [f for f in states if f not in served_before]
+    claimed: dict[str, DomainSource] = {}
+    serving: dict[str, Provider] = {}
     broken: list[BrokenFile] = []
     problems: list[ConfigError] = []
-    claimed: dict[str, DomainSource] = {}
-    files = domain_files(folder)
-    for path in files:
-        provider, file_problems = load_file(path)
-        if provider is not None:
-            file_problems += _claim(provider, claimed)
+    for file in order:
+        state = states[file]
+        file_problems = list(state.problems)
+        chosen = state.current
+        if chosen is not None:
+            conflicts = _claim(chosen, claimed)
+            file_problems += conflicts
+            if conflicts:
+                chosen = None
         errors = tuple(p for p in file_problems if p.is_error)
+        if chosen is None and state.last_good is not None and state.last_good is not state.current:
+            if not _claim(state.last_good, claimed):
+                chosen = state.last_good
+        if chosen is not None:
+            serving[file] = chosen
+        if errors:
+            broken.append(BrokenFile(file, errors, serving_last_good=chosen is not None))
         problems += file_problems
-        if errors or provider is None:
-            broken.append(BrokenFile(str(path), errors))
-        else:
-            providers.append(provider)
     problems.sort(key=lambda p: (p.file, p.line))
-    return FolderResult(tuple(providers), tuple(broken), tuple(problems), len(files))
+    broken.sort(key=lambda b: b.file)
+    providers = tuple(serving[f] for f in states if f in serving)
+    return FolderResult(
+        providers, tuple(broken), tuple(problems), len(paths), states, tuple(changed), removed
+    )
 
 
 def _claim(provider: Provider, claimed: dict[str, DomainSource]) -> list[ConfigError]:
@@ -178,3 +269,73 @@ def build_snapshot(result: FolderResult, compile: Callable[[Provider], T]) -> Sn
         tuple(entries),
         result.broken,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """What a reload changed, by domain (patterns such as ``*.example.com`` included)."""
+
+    added: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    read: tuple[str, ...] = ()  # files read anew
+    problems: tuple[ConfigError, ...] = ()  # of the files read anew
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.changed or self.removed or self.read)
+
+
+def _by_domain(snapshot: Snapshot[T]) -> dict[str, Provider]:
+    found = {domain: entry.provider for domain, entry in snapshot.exact.items()}
+    found |= {f"*.{suffix}": entry.provider for suffix, entry in snapshot.wildcards.items()}
+    if snapshot.catch_all is not None:
+        found[CATCH_ALL] = snapshot.catch_all.provider
+    return found
+
+
+class Registry(Generic[T]):
+    """The current snapshot of a folder, and the reload that replaces it whole.
+
+    Readers take ``registry.snapshot`` once per request and use it throughout,
+    so a reload running beside them never changes what they see. Unchanged
+    files are neither read nor compiled again.
+    """
+
+    def __init__(self, folder: Path, compile: Callable[[Provider], T]) -> None:
+        self.folder = folder
+        self._compile = compile
+        self._states: Mapping[str, LoadedFile] = {}
+        self._compiled: dict[int, tuple[Provider, T]] = {}
+        self._lock = threading.Lock()  # one reload at a time
+        self.snapshot: Snapshot[T] = Snapshot(MappingProxyType({}), MappingProxyType({}), None, ())
+        self.last_result: FolderResult | None = None
+
+    def _compiled_for(self, provider: Provider) -> T:
+        cached = self._compiled.get(id(provider))
+        if cached is not None and cached[0] is provider:
+            return cached[1]
+        compiled = self._compile(provider)
+        self._compiled[id(provider)] = (provider, compiled)
+        return compiled
+
+    def reload(self) -> Changes:
+        with self._lock:
+            result = load_folder(self.folder, self._states)
+            self._states = result.states
+            if not result.changed and not result.removed and self.last_result is not None:
+                return Changes()
+            snapshot = build_snapshot(result, self._compiled_for)
+            live = {id(p) for p in result.providers}
+            self._compiled = {k: v for k, v in self._compiled.items() if k in live}
+            old, new = _by_domain(self.snapshot), _by_domain(snapshot)
+            read_anew = set(result.changed)
+            changes = Changes(
+                added=tuple(sorted(new.keys() - old.keys())),
+                changed=tuple(sorted(d for d in new.keys() & old.keys() if new[d] is not old[d])),
+                removed=tuple(sorted(old.keys() - new.keys())),
+                read=result.changed,
+                problems=tuple(p for p in result.problems if p.file in read_anew),
+            )
+            self.snapshot = snapshot  # the swap: one reference, taken whole by readers
+            self.last_result = result
+            return changes

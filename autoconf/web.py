@@ -14,7 +14,7 @@ from flask import Blueprint, Response, current_app, request
 
 from autoconf.address import Address, domain_from_host, parse_address
 from autoconf.errors import BadRequest, NotFound, PayloadTooLarge
-from autoconf.registry import Entry, Snapshot
+from autoconf.registry import Entry, Registry
 from autoconf.render import Compiled, autoconfig, autodiscover, mobileconfig
 from autoconf.settings import Settings
 from autoconf.signing import Signer
@@ -29,11 +29,11 @@ blueprint = Blueprint("autoconf", __name__)
 class Service:
     """What the views need: the settings and the current snapshot.
 
-    A reload replaces ``snapshot`` whole; a view reads the reference once.
+    A reload replaces the registry's snapshot whole; a view reads it once.
     """
 
     settings: Settings
-    snapshot: Snapshot[Compiled]
+    registry: Registry[Compiled]
     signer: Signer | None = None
 
 
@@ -55,7 +55,7 @@ def _arg(name: str) -> str | None:
 
 def _target(raw_address: str | None) -> tuple[Address | None, str, Entry[Compiled]]:
     """The address (if given), the domain, and its entry; raise when there is none."""
-    snapshot = service().snapshot
+    snapshot = service().registry.snapshot
     if raw_address:
         address = parse_address(raw_address)
         entry = snapshot.lookup(address.domain)
@@ -143,11 +143,18 @@ def mobileconfig_view() -> Response:
 
 @blueprint.get("/healthz", endpoint="healthz")
 def healthz_view() -> Response:
-    snapshot = service().snapshot
+    snapshot = service().registry.snapshot
     body = {
         "status": "degraded" if snapshot.broken else "ok",
         "providers": len(snapshot.entries),
         "domains": snapshot.domain_count,
-        "broken": [{"file": b.file, "errors": [str(e) for e in b.errors]} for b in snapshot.broken],
+        "broken": [
+            {
+                "file": b.file,
+                "errors": [str(e) for e in b.errors],
+                "serving_last_good_version": b.serving_last_good,
+            }
+            for b in snapshot.broken
+        ],
     }
     return Response(json.dumps(body, indent=2) + "\n", content_type=JSON)
