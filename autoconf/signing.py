@@ -90,18 +90,25 @@ def load_signer(settings: Settings, now: datetime | None = None) -> Signer | Non
         )
 
     now = now or datetime.now(UTC)
+    _check_dates(certificate, f"AUTOCONF_SIGN_CERT: {cert_path}", now)
+    # A full-chain file (as Let's Encrypt writes it) carries the chain itself.
+    chain = [(c, f"AUTOCONF_SIGN_CERT: {cert_path}") for c in rest]
+    if settings.sign_chain is not None:
+        where = f"AUTOCONF_SIGN_CHAIN: {settings.sign_chain}"
+        chain += [(c, where) for c in _certificates(settings.sign_chain, "AUTOCONF_SIGN_CHAIN")]
+    for link, where in chain:  # an expired intermediate fails every verification too
+        _check_dates(link, where, now)
+    return Signer(certificate, key, tuple(c for c, _ in chain))
+
+
+def _check_dates(certificate: x509.Certificate, where: str, now: datetime) -> None:
+    subject = certificate.subject.rfc4514_string()
     if certificate.not_valid_after_utc < now:
         raise SettingsError(
-            f"AUTOCONF_SIGN_CERT: {cert_path}: expired on "
-            f"{certificate.not_valid_after_utc:%Y-%m-%d %H:%M} UTC"
+            f"{where}: {subject} expired on {certificate.not_valid_after_utc:%Y-%m-%d %H:%M} UTC"
         )
     if certificate.not_valid_before_utc > now:
         raise SettingsError(
-            f"AUTOCONF_SIGN_CERT: {cert_path}: not valid before "
+            f"{where}: {subject} is not valid before "
             f"{certificate.not_valid_before_utc:%Y-%m-%d %H:%M} UTC"
         )
-    # A full-chain file (as Let's Encrypt writes it) carries the chain itself.
-    chain = list(rest)
-    if settings.sign_chain is not None:
-        chain += _certificates(settings.sign_chain, "AUTOCONF_SIGN_CHAIN")
-    return Signer(certificate, key, tuple(chain))

@@ -14,6 +14,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from autoconf.address import EMAILADDRESS, Address
 from autoconf.errors import ClientCannotUse
@@ -121,9 +122,12 @@ def _dav(
     kind: str, dav: DavService, name: str, identifier: str, slots: dict[str, str]
 ) -> dict[str, Any]:
     """CalDAV or CardDAV: Apple wants host, port and SSL apart, and the URL as principal."""
-    scheme, _, rest = dav.url.partition("://")
-    netloc = rest.split("/", 1)[0]
-    host, _, port = netloc.rpartition(":") if ":" in netloc else (netloc, "", "")
+    parts = urlsplit(dav.url)
+    # Not parts.hostname: it lower-cases, and would turn %EMAILDOMAIN% into a
+    # placeholder no one fills. User information and port are dropped here.
+    hostinfo = parts.netloc.rpartition("@")[2]
+    host = hostinfo[1:].partition("]")[0] if hostinfo.startswith("[") else hostinfo.split(":")[0]
+    scheme, port = parts.scheme, parts.port  # the URL was validated at load
     prefix = "CalDAV" if kind == "caldav" else "CardDAV"
     return {
         "PayloadType": f"com.apple.{kind}.account",
@@ -133,7 +137,7 @@ def _dav(
         "PayloadDisplayName": f"{name} ({'calendar' if kind == 'caldav' else 'contacts'})",
         f"{prefix}AccountDescription": name,
         f"{prefix}HostName": host,
-        f"{prefix}Port": int(port) if port else (443 if scheme == "https" else 80),
+        f"{prefix}Port": port or (443 if scheme == "https" else 80),
         f"{prefix}PrincipalURL": dav.url,
         f"{prefix}UseSSL": scheme == "https",
         f"{prefix}Username": dav.username,
