@@ -70,7 +70,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     if signer is not None:
         log.info("signing Apple profiles as %s", signer.subject)
-    watcher = Watcher(registry)
+    watcher = Watcher(registry, settings.reload_seconds)
     app.extensions["autoconf"] = Service(settings, registry, signer)
     # Each serving process watches the folder from its own thread, started on
     # its first request (gunicorn forks workers after create_app has run).

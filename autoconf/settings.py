@@ -23,6 +23,7 @@ class Settings:
     sign_key: Path | None = None
     sign_chain: Path | None = None
     log_addresses: str = "redact"
+    reload_seconds: float = 1.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -41,6 +42,16 @@ class Settings:
                 f"AUTOCONF_LOG_ADDRESSES must be one of {', '.join(LOG_ADDRESS_MODES)}, "
                 f"not {log_addresses!r}"
             )
+        reload_text = env.get("AUTOCONF_RELOAD_SECONDS", "1").strip() or "1"
+        try:
+            reload_seconds = float(reload_text)
+        except ValueError:
+            reload_seconds = -1.0
+        if not 0 <= reload_seconds <= 86400:
+            raise SettingsError(
+                f"AUTOCONF_RELOAD_SECONDS must be seconds from 0 (off) to 86400, "
+                f"not {reload_text!r}"
+            )
         return cls(
             domains=path("AUTOCONF_DOMAINS") or Path("domains"),
             public_host=env.get("AUTOCONF_PUBLIC_HOST", "").strip() or None,
@@ -49,6 +60,7 @@ class Settings:
             sign_key=path("AUTOCONF_SIGN_KEY"),
             sign_chain=path("AUTOCONF_SIGN_CHAIN"),
             log_addresses=log_addresses,
+            reload_seconds=reload_seconds,
         )
 
     def check(self) -> None:

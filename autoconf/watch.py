@@ -44,8 +44,10 @@ def report(changes: Changes) -> None:
 class Watcher:
     """Polls the registry's folder from a daemon thread, one thread per process.
 
-    ``ensure_running`` is cheap and idempotent; called after a fork (gunicorn's
-    post_fork) or on a request, it starts the thread in a process that has none.
+    ``ensure_running`` is cheap and idempotent. Called on every request, it
+    starts the thread in a process that has none: gunicorn forks its workers
+    after ``create_app`` has run (and again after a SIGHUP), and threads do not
+    survive a fork. With ``interval`` 0 there is no polling, only that reload.
     """
 
     def __init__(self, registry: Registry[Any], interval: float = POLL_SECONDS) -> None:
@@ -60,9 +62,12 @@ class Watcher:
         with self._lock:
             if self._pid == os.getpid():
                 return
+            # A process new to this registry brings itself up to date before
+            # its first answer; after a SIGHUP that is the new configuration.
+            self._reload_logged()
+            if self.interval > 0:
+                threading.Thread(target=self._run, name="autoconf-reload", daemon=True).start()
             self._pid = os.getpid()
-            thread = threading.Thread(target=self._run, name="autoconf-reload", daemon=True)
-            thread.start()
 
     def reload_now(self) -> Changes:
         changes = self.registry.reload()
@@ -70,14 +75,17 @@ class Watcher:
             report(changes)
         return changes
 
+    def _reload_logged(self) -> float:
+        """Reload, logging instead of raising; how long it took."""
+        started = time.monotonic()
+        try:
+            self.reload_now()
+        except Exception:  # a reload must never end the watching, nor fail a request
+            log.exception("reload of %s failed; serving the last snapshot", self.registry.folder)
+        return time.monotonic() - started
+
     def _run(self) -> None:
         while True:
-            started = time.monotonic()
-            try:
-                self.reload_now()
-            except Exception:  # a reload must never end the watching
-                log.exception(
-                    "reload of %s failed; serving the previous snapshot", self.registry.folder
-                )
-            elapsed = time.monotonic() - started
-            time.sleep(max(self.interval, POLL_BACKOFF * elapsed))
+            time.sleep(self.interval)
+            elapsed = self._reload_logged()
+            time.sleep(max(0.0, POLL_BACKOFF * elapsed - self.interval))

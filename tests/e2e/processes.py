@@ -78,15 +78,21 @@ def wait_until(ready: Callable[[], bool], started: Started, what: str) -> None:
         time.sleep(0.1)
 
 
-def start_service(folder: Path, workdir: Path, *extra: str) -> tuple[Started, int]:
-    """The real `mail-autoconf serve` on a free port, ready when /healthz answers."""
+def start_service(
+    folder: Path, workdir: Path, *extra: str, env: dict[str, str] | None = None
+) -> tuple[Started, int]:
+    """The real `mail-autoconf serve` on a free port, ready when /healthz answers.
+
+    The service sees none of this environment's AUTOCONF_* settings, only ``env``'s.
+    """
     assert EXECUTABLE.exists(), f"{EXECUTABLE} is not installed"
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOCONF_")}
-    env["HOME"] = str(workdir)  # nothing of gunicorn's lands in the real home
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("AUTOCONF_")}
+    environment.update(env or {})
+    environment["HOME"] = str(workdir)  # nothing of gunicorn's lands in the real home
     command = [str(EXECUTABLE), "serve", "--domains", str(folder)]
     command += ["--bind", f"127.0.0.1:{port}", "--workers", "2", *extra]
-    started = start(command, workdir / "service.log", cwd=workdir, env=env)
+    started = start(command, workdir / "service.log", cwd=workdir, env=environment)
 
     def healthy() -> bool:
         try:
