@@ -76,6 +76,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     # its first request (gunicorn forks workers after create_app has run).
     app.before_request(watcher.ensure_running)
     app.register_blueprint(blueprint)
+    app.after_request(_security_headers)
     app.register_error_handler(RequestError, _request_error)
     app.register_error_handler(HTTPException, _http_error)
 
@@ -85,6 +86,19 @@ def create_app(settings: Settings | None = None) -> Flask:
         wsgi = ProxyFix(wsgi, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
     app.wsgi_app = _case_insensitive_paths(wsgi)  # type: ignore[method-assign,assignment]
     return app
+
+
+def _security_headers(response: Response) -> Response:
+    """On every answer, errors included: no sniffing, nothing to run, nothing to keep.
+
+    Answers name the asker's address, so no cache along the way may keep them.
+    """
+    headers = response.headers
+    headers["X-Content-Type-Options"] = "nosniff"
+    headers.setdefault("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+    headers.setdefault("Referrer-Policy", "no-referrer")
+    headers.setdefault("Cache-Control", "no-store")
+    return response
 
 
 def _http_error(exc: HTTPException) -> Response:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import unquote_plus
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
@@ -11,9 +12,9 @@ from gunicorn.glogging import Logger
 from autoconf.address import redact_addresses
 from autoconf.settings import Settings
 
-# The access log shows the path without its query string (where autoconfig
-# carries the address), and the path with addresses redacted (the v2 JSON form
-# carries one there). Headers, Authorization among them, are never logged.
+# The access log shows the request target with every address in it shown as
+# AUTOCONF_LOG_ADDRESSES says (redacted by default). Headers, Authorization
+# among them, are never logged, and neither are bodies.
 ACCESS_LOG_FORMAT = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
 
 
@@ -26,8 +27,20 @@ class AccessLogger(Logger):  # type: ignore[misc]
 
     def atoms(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> Any:
         atoms = super().atoms(resp, req, environ, request_time)
-        atoms["U"] = redact_addresses(atoms.get("U") or "", self.address_mode)
+        atoms["U"] = loggable_target(
+            atoms.get("U") or "", environ.get("QUERY_STRING", ""), self.address_mode
+        )
         return atoms
+
+
+def loggable_target(path: str, query: str, mode: str, limit: int = 300) -> str:
+    """The request target as the access log shows it: decoded, so that an address
+    written as ``alice%40example.com`` is seen and redacted; control characters
+    escaped, so that no request can write a line of its own; and cut short."""
+    target = unquote_plus(f"{path}?{query}" if query else path, errors="replace")
+    target = redact_addresses(target, mode)
+    shown = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in target)
+    return shown if len(shown) <= limit else shown[:limit] + "…"
 
 
 class _Application(BaseApplication):  # type: ignore[misc]

@@ -204,3 +204,28 @@ def test_unknown_paths_and_methods_are_4xx(client: FlaskClient) -> None:
     assert client.get("/nothing-here").status_code == 404
     assert client.post(AUTOCONFIG_PATHS[0]).status_code == 405
     assert client.put("/autodiscover/autodiscover.xml").status_code == 405
+
+
+def test_every_answer_carries_the_security_headers(client: FlaskClient) -> None:
+    answers = [
+        client.get(AUTOCONFIG_PATHS[0], query_string={"emailaddress": "a@example.com"}),
+        client.get(AUTOCONFIG_PATHS[0], query_string={"emailaddress": "bad"}),
+        client.post("/autodiscover/autodiscover.xml", data=POX),
+        client.get("/autodiscover/autodiscover.json?Email=a@example.com&Protocol=x"),
+        client.get("/healthz"),
+        client.get("/nothing-here"),
+        client.delete("/healthz"),
+    ]
+    for answer in answers:
+        assert answer.headers["X-Content-Type-Options"] == "nosniff"
+        assert "default-src 'none'" in answer.headers["Content-Security-Policy"]
+        assert answer.headers["Cache-Control"] == "no-store"
+        assert "Server" not in answer.headers or "/" not in answer.headers["Server"]
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH", "POST"])
+@pytest.mark.parametrize(
+    "path", ["/", "/healthz", "/mobileconfig", AUTOCONFIG_PATHS[0], "/admin", "/reload"]
+)
+def test_no_write_or_admin_endpoint(client: FlaskClient, method: str, path: str) -> None:
+    assert client.open(path, method=method).status_code in (404, 405)
