@@ -330,7 +330,8 @@ class Checker:
             return None
         result = []
         for lang, text in texts.items():
-            if not re.fullmatch(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*", lang):
+            # Language tags compare without regard to case (RFC 5646): DE is de.
+            if not re.fullmatch(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*", lang):
                 self.error_at(
                     self.file,
                     texts.key_lines[lang],

@@ -185,6 +185,11 @@ def test_reload_under_load(moving: tuple[Started, int, Path]) -> None:
         thread.join(timeout=30)
 
     total = sum(seen.values())
+    versions_seen = sorted({k.split(":")[1] for k in seen if k.startswith("autoconfig:")})
+    print(
+        f"\nreload under load: {total} answers, {len(failures)} failed, {steps} file changes, "
+        f"autoconfig versions seen: {', '.join(versions_seen)}"
+    )
     assert not failures, f"{len(failures)} of {total + len(failures)} failed: {failures[:5]}"
     assert total > 200, f"only {total} answers in {DURATION} s"
     # The service really did follow the file: several versions and its absence were served.
