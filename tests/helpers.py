@@ -7,6 +7,20 @@ from pathlib import Path
 from autoconf import yamlio
 from autoconf.model import Provider, build_provider
 
+# SPEC §1 "Default ports", written out from the contract (not taken from the code),
+# for tests that work out what a client should get from the YAML alone.
+SPEC_DEFAULT_PORTS = {
+    ("imap", "ssl"): 993,
+    ("imap", "starttls"): 143,
+    ("imap", "none"): 143,
+    ("pop3", "ssl"): 995,
+    ("pop3", "starttls"): 110,
+    ("pop3", "none"): 110,
+    ("smtp", "ssl"): 465,
+    ("smtp", "starttls"): 587,
+    ("smtp", "none"): 587,
+}
+
 
 def provider_from_yaml(text: str, base_dir: Path = Path(".")) -> Provider:
     tree, problems = yamlio.load(text, "test.yaml")

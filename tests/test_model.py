@@ -24,6 +24,7 @@ from autoconf.model import (
     build_provider,
 )
 from autoconf.registry import load_file
+from tests.helpers import SPEC_DEFAULT_PORTS
 
 # The example of SPEC §1, word for word (comments included).
 SPEC_EXAMPLE = """\
@@ -219,19 +220,6 @@ def test_auth_may_be_a_list_in_preference_order() -> None:
 
 
 # -- defaults ------------------------------------------------------------------------
-
-# SPEC §1 "Default ports", pinned here as the contract states it.
-SPEC_DEFAULT_PORTS = {
-    ("imap", "ssl"): 993,
-    ("imap", "starttls"): 143,
-    ("imap", "none"): 143,
-    ("pop3", "ssl"): 995,
-    ("pop3", "starttls"): 110,
-    ("pop3", "none"): 110,
-    ("smtp", "ssl"): 465,
-    ("smtp", "starttls"): 587,
-    ("smtp", "none"): 587,
-}
 
 
 def test_default_port_table_is_the_spec_table() -> None:

@@ -27,6 +27,7 @@ import yaml
 from lxml import etree
 
 from tests.e2e.processes import start_service
+from tests.helpers import SPEC_DEFAULT_PORTS
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "domains"
@@ -69,17 +70,6 @@ outgoing:
     security: starttls
 """
 
-DEFAULT_PORTS = {
-    ("imap", "ssl"): 993,
-    ("imap", "starttls"): 143,
-    ("imap", "none"): 143,
-    ("pop3", "ssl"): 995,
-    ("pop3", "starttls"): 110,
-    ("pop3", "none"): 110,
-    ("smtp", "ssl"): 465,
-    ("smtp", "starttls"): 587,
-    ("smtp", "none"): 587,
-}
 SOCKET_TYPES = {"ssl": "SSL", "starttls": "STARTTLS", "none": "plain"}
 POX_SSL = {"ssl": ("on", "SSL"), "starttls": ("on", "TLS"), "none": ("off", "None")}
 POX_TYPES = {"imap": "IMAP", "pop3": "POP3", "smtp": "SMTP"}
@@ -140,7 +130,7 @@ def expected_servers(
             {
                 "type": server_type,
                 "hostname": _fill(server["host"], local, domain),
-                "port": server.get("port", DEFAULT_PORTS[(server_type, server["security"])]),
+                "port": server.get("port", SPEC_DEFAULT_PORTS[(server_type, server["security"])]),
                 "security": server["security"],
                 "username": _fill(server.get("username", "%EMAILADDRESS%"), local, domain),
                 "auth": auth,

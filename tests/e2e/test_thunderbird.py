@@ -17,23 +17,13 @@ import yaml
 from tests.e2e.conftest import CLIENT_DOMAINS_DIR, Front
 from tests.e2e.processes import free_port
 from tests.e2e.thunderbird import Thunderbird
+from tests.helpers import SPEC_DEFAULT_PORTS
 
 SOCKET_TYPES = {"ssl": "SSL", "starttls": "alwaysSTARTTLS", "none": "plain"}
 AUTH = {
     "password-cleartext": "passwordCleartext",
     "password-encrypted": "passwordEncrypted",
     "none": "none",
-}
-DEFAULT_PORTS = {
-    ("imap", "ssl"): 993,
-    ("imap", "starttls"): 143,
-    ("imap", "none"): 143,
-    ("pop3", "ssl"): 995,
-    ("pop3", "starttls"): 110,
-    ("pop3", "none"): 110,
-    ("smtp", "ssl"): 465,
-    ("smtp", "starttls"): 587,
-    ("smtp", "none"): 587,
 }
 FIELDS = ("type", "hostname", "port", "socketType", "auth", "username")
 
@@ -82,7 +72,7 @@ def expected(file: str, email: str) -> dict[str, list[dict[str, Any]]]:
             row = {
                 "type": server_type,
                 "hostname": fill(server["host"]),
-                "port": server.get("port", DEFAULT_PORTS[(server_type, server["security"])]),
+                "port": server.get("port", SPEC_DEFAULT_PORTS[(server_type, server["security"])]),
                 "socketType": SOCKET_TYPES[server["security"]],
                 "auth": AUTH[auth if isinstance(auth, str) else auth[0]],
                 "username": fill(server.get("username", "%EMAILADDRESS%")),

@@ -1,0 +1,863 @@
+"""Hostile input against every endpoint (SPEC §3), with hypothesis.
+
+Random methods, paths, query strings, headers and bodies never make the service
+answer 5xx; every answer is well-formed for its content type, and the content
+type is the one the endpoint documents for that status (the table ANSWERS).
+XML attacks on the POX endpoint are refused with ErrorCode 600, quickly, without
+reading a file or the network, and without memory growth.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import plistlib
+import re
+import select
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit
+
+import pytest
+from flask.testing import FlaskClient
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from lxml import etree
+from werkzeug.test import TestResponse
+
+from autoconf.app import create_app
+from autoconf.render.autodiscover import (
+    NS_MOBILESYNC_REQUEST,
+    NS_MOBILESYNC_RESPONSE,
+    NS_OUTLOOK_REQUEST,
+    NS_OUTLOOK_RESPONSE,
+    NS_RESPONSE,
+)
+from autoconf.settings import Settings
+from tests.conftest import EXAMPLES
+
+XML = "text/xml; charset=utf-8"
+JSON = "application/json"
+APPLE = "application/x-apple-aspen-config"
+TEXT = "text/plain; charset=utf-8"
+
+# What each endpoint answers (SPEC §3): the methods it has, and for each status
+# it may answer, the content type of that answer. Decided per endpoint:
+# - autoconfig: the clientConfig XML, or a one-line text/plain reason;
+# - pox: always XML, errors too (600/601 with HTTP 200, 500 with 404, 413 with 600);
+# - json (both forms): always JSON, errors as {"ErrorCode", "ErrorMessage"};
+# - mobileconfig: the profile, or a one-line text/plain reason;
+# - healthz: JSON;
+# - other paths: 404 in text/plain, whatever the method.
+# A method a path does not have is refused by routing before any view runs:
+# 405 in text/plain for every endpoint (a 4xx with a short reason, SPEC §3).
+# OPTIONS is answered by Flask itself: 200, an empty body and an Allow header.
+# HEAD is GET without the body.
+ANSWERS: dict[str, tuple[frozenset[str], dict[int, str]]] = {
+    "autoconfig": (frozenset({"GET", "HEAD"}), {200: XML, 400: TEXT, 404: TEXT}),
+    "pox": (frozenset({"GET", "HEAD", "POST"}), {200: XML, 404: XML, 413: XML}),
+    "json": (frozenset({"GET", "HEAD"}), {200: JSON, 400: JSON, 404: JSON}),
+    "mobileconfig": (frozenset({"GET", "HEAD"}), {200: APPLE, 400: TEXT, 404: TEXT}),
+    "healthz": (frozenset({"GET", "HEAD"}), {200: JSON}),
+    "other": (frozenset(), {404: TEXT}),
+}
+METHOD_REFUSED = {405: TEXT}
+# A POX error code and the HTTP statuses it comes with.
+POX_STATUSES = {"600": {200, 413}, "601": {200}, "500": {404}}
+JSON_ERRORS = {400: {"InvalidRequest", "InvalidProtocol"}, 404: {"NotFound"}}
+MAX_REASON = 200  # characters in a text/plain reason, as tests/test_web.py holds it
+
+AUTOCONFIG_PATHS = ("/mail/config-v1.1.xml", "/.well-known/autoconfig/mail/config-v1.1.xml")
+POX_PATH = "/autodiscover/autodiscover.xml"
+JSON_PATH = "/autodiscover/autodiscover.json"
+NS = {"r": NS_RESPONSE}
+SAFE_PARSER = etree.XMLParser(
+    resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
+)
+EXPOSED = {"Protocol", "Url"}
+
+HYPOTHESIS = settings(
+    derandomize=True,
+    database=None,
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+@pytest.fixture(scope="module")
+def clients() -> dict[bool, FlaskClient]:
+    """The example domains served directly, and behind one trusted proxy hop."""
+    return {
+        False: create_app(Settings(domains=EXAMPLES)).test_client(),
+        True: create_app(Settings(domains=EXAMPLES, proxy_hops=1)).test_client(),
+    }
+
+
+# ---------------------------------------------------------------------------
+# Hostile addresses
+
+
+KNOWN_DOMAINS = (
+    "example.com",
+    "example.net",
+    "EXAMPLE.COM.",
+    "example.org",
+    "shop.example",
+    "müller.example",
+    "MÜLLER.Example.",
+    "xn--mller-kva.example",
+    "a.customers.example.org",
+)
+ODD_DOMAINS = (
+    "",
+    " ",
+    ".",
+    "..",
+    "unknown.example",
+    "localhost",
+    "com",
+    "example.com..",
+    ".example.com",
+    "exa mple.com",
+    "example.com\x00",
+    "example.com\n",
+    " example.com",
+    "[127.0.0.1]",
+    "127.0.0.1",
+    "xn--.example",
+    "xn--zz.example",
+    "مثال.example",  # right to left
+    "\u202eelpmaxe.com",  # RIGHT-TO-LEFT OVERRIDE
+    "例え.テスト",
+    "ß.example",
+    "-a.example",
+    "a-.example",
+    "a\u200db.example",  # ZERO WIDTH JOINER
+    "%65xample.com",
+    "example.com%00",
+    "example.com/../x",
+    "a" * 64 + ".example",
+    "a." * 130 + "example",
+    "ä" * 300 + ".example",
+    "a\u0300" * 40 + ".com",
+)
+LOCAL_PARTS = (
+    "alice",
+    "Alice.Smith",
+    "a+tag",
+    "<b>&amp;'\"",
+    "]]>",
+    '"quoted @ local"',
+    '"a\\"b"',
+    '" "',
+    '""',
+    '"',
+    ".a",
+    "a.",
+    "a..b",
+    "ñandú",
+    "用户",
+    "\u202eecila",
+    "a\x00b",
+    "a\tb",
+    "a b",
+    "a\u2028b",
+    "a\x7f",
+    "a\x85b",
+    "a\ufffeb",
+    "%41lice",
+    "alice%00",
+    "a" * 64,
+    "a" * 65,
+    "é" * 32,
+    "é" * 33,
+    "a" * 10_000,
+    '"' + "a" * 10_000 + '"',
+)
+domains = st.one_of(
+    st.sampled_from(KNOWN_DOMAINS),
+    st.sampled_from(ODD_DOMAINS),
+    st.text(max_size=40),
+    st.lists(st.text(min_size=1, max_size=8), min_size=1, max_size=4).map(".".join),
+)
+local_parts = st.one_of(
+    st.sampled_from(LOCAL_PARTS),
+    st.text(max_size=80),
+    st.text(max_size=40).map(lambda s: f'"{s}"'),
+    st.builds(
+        lambda char, count: char * count,
+        st.sampled_from(["a", "é", "\x00", ".", "@", " ", "\u05d0"]),
+        st.sampled_from([63, 64, 65, 10_000]),
+    ),
+)
+simple_addresses = st.builds(lambda local, domain: f"{local}@{domain}", local_parts, domains)
+addresses = st.one_of(
+    simple_addresses,
+    simple_addresses,
+    st.lists(st.one_of(local_parts, domains), min_size=3, max_size=5).map("@".join),
+    st.sampled_from(
+        [
+            "",
+            " ",
+            "\t",
+            "\n",
+            "@",
+            "@@",
+            "@example.com",
+            "alice@",
+            " alice@example.com ",
+            "alice@example.com\n",
+            "alice@@example.com",
+            "a@b@example.com",
+            "alice%40example.com",
+            "alice@example.com%00",
+        ]
+    ),
+    st.text(max_size=60),
+    simple_addresses.map(lambda a: quote(a, safe="")),  # percent-encoded twice on the wire
+)
+
+# ---------------------------------------------------------------------------
+# Query strings
+
+# Percent-encodings that do not decode to UTF-8 text, or decode to something nasty.
+RAW_PIECES = (
+    "%",
+    "%zz",
+    "%0",
+    "%00",
+    "%FF",
+    "%C0%80",
+    "%ED%A0%80",
+    "%E2%80%AE",
+    "%2540",
+    "+",
+    "%20",
+    "&",
+    "=",
+    ";",
+)
+PROTOCOLS = ("AutodiscoverV1", "autodiscoverv1", "ActiveSync", " activesync ", "Ews", "", "\x00")
+EMAIL_PARAMS = ("emailaddress", "EmailAddress", "EMAILADDRESS", "Email", "email", "emailAddress")
+
+
+@st.composite
+def encoded(draw: st.DrawFn, value: str) -> str:
+    """``value`` as it may appear in a URL: quoted, plus-quoted, raw, or with raw pieces."""
+    how = draw(st.sampled_from(["quote", "plus", "raw", "pieces"]))
+    if how == "quote":
+        return quote(value, safe="")
+    if how == "plus":
+        return quote(value, safe="@").replace("%20", "+")
+    if how == "raw":
+        return value
+    pieces = draw(st.lists(st.sampled_from(RAW_PIECES), min_size=1, max_size=3))
+    cut = draw(st.integers(0, len(value)))
+    return quote(value[:cut], safe="@") + "".join(pieces) + quote(value[cut:], safe="@")
+
+
+@st.composite
+def query_strings(draw: st.DrawFn) -> str:
+    params = st.one_of(
+        st.tuples(st.sampled_from(EMAIL_PARAMS), addresses),
+        st.tuples(st.sampled_from(["Protocol", "protocol"]), st.sampled_from(PROTOCOLS)),
+        st.tuples(st.sampled_from(["Protocol", "lang", "x", ""]), st.text(max_size=30)),
+        st.tuples(st.text(max_size=10), st.text(max_size=30)),
+    )
+    pairs = draw(st.lists(params, max_size=4))
+    return "&".join(f"{draw(encoded(name))}={draw(encoded(value))}" for name, value in pairs)
+
+
+# ---------------------------------------------------------------------------
+# Headers: what a server hands the application is Latin-1 text without CR/LF.
+
+latin1 = st.text(st.characters(max_codepoint=255, exclude_characters="\r\n"), max_size=60)
+utf8_as_latin1 = st.text(st.characters(exclude_characters="\r\n"), max_size=30).map(
+    lambda s: s.encode("utf-8").decode("latin-1")
+)
+ODD_HOSTS = (
+    "",
+    " ",
+    "example.com",
+    "EXAMPLE.COM.",
+    "autoconfig.example.com",
+    "autodiscover.example.org:443",
+    "autoconfig.müller.example",
+    "autoconfig.xn--mller-kva.example",
+    "autoconfig.müller.example".encode().decode("latin-1"),
+    "autodiscover.مثال.example".encode().decode("latin-1"),
+    "[::1]",
+    "[::1]:80",
+    "[::1",
+    "127.0.0.1",
+    "example.com:99999",
+    "example.com:abc",
+    "example.com:",
+    ":80",
+    "a:b:c",
+    "exa mple.com",
+    "example.com\x00",
+    "ex%41mple.com",
+    "..",
+    "autoconfig.",
+    "autodiscover.com",
+    "x.customers.example.org",
+    "@example.com",
+    "user:pass@example.com",
+    "example.com/path",
+    "example.com?x",
+    "a" * 5000,
+    "a." * 2000 + "com",
+)
+host_values = st.one_of(st.sampled_from(ODD_HOSTS), latin1, utf8_as_latin1)
+HEADER_VALUES = {
+    "Host": host_values,
+    "X-Forwarded-Host": host_values,
+    "X-Forwarded-Proto": st.one_of(st.sampled_from(["https", "http", "gopher", ""]), latin1),
+    "X-Forwarded-Port": st.one_of(st.sampled_from(["443", "0", "99999", "-1", "x"]), latin1),
+    "X-Forwarded-For": st.one_of(st.sampled_from(["127.0.0.1", "::1, 10.0.0.1", ""]), latin1),
+    "Authorization": st.one_of(
+        st.sampled_from(
+            [
+                "Basic YWxpY2U6c2VjcmV0",
+                "Basic !!!",
+                "Basic",
+                "Bearer",
+                "Negotiate YII=",
+                "NTLM TlRMTVNTUAABAAAAB4IIogAAAAAAAAAAAAAAAAAAAAAGAbEdAAAADw==",
+            ]
+        ),
+        latin1,
+        utf8_as_latin1,
+    ),
+    "Content-Type": st.one_of(
+        st.sampled_from(
+            [
+                "text/xml",
+                "text/xml; charset=utf-16",
+                "text/xml; charset=bogus",
+                "application/xml",
+                "application/json",
+                "application/x-www-form-urlencoded",
+                "multipart/form-data",
+                "multipart/form-data; boundary=x",
+                "",
+            ]
+        ),
+        latin1,
+    ),
+    "Accept-Language": st.one_of(st.sampled_from(["de", "en;q=0.1, *", "*;q=x"]), latin1),
+    "Accept": st.one_of(st.sampled_from(["application/json", "*/*", "text/xml"]), latin1),
+    "X-Anything": utf8_as_latin1,
+}
+headers = st.lists(
+    st.sampled_from(sorted(HEADER_VALUES)).flatmap(
+        lambda name: st.tuples(st.just(name), HEADER_VALUES[name])
+    ),
+    max_size=5,
+)
+
+# ---------------------------------------------------------------------------
+# Bodies
+
+
+def xml_escape(text: str) -> str:
+    return (
+        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+    )
+
+
+def pox(email: str, namespace: str = NS_OUTLOOK_REQUEST, schema: str = NS_OUTLOOK_RESPONSE) -> str:
+    return (
+        f'<Autodiscover xmlns="{namespace}"><Request>'
+        f"<EMailAddress>{email}</EMailAddress>"
+        f"<AcceptableResponseSchema>{schema}</AcceptableResponseSchema>"
+        "</Request></Autodiscover>"
+    )
+
+
+VALID_POX = ('<?xml version="1.0" encoding="utf-8"?>\n' + pox("alice@example.com")).encode()
+
+
+@st.composite
+def pox_bodies(draw: st.DrawFn) -> bytes:
+    """Something like an Outlook request, with a hostile address and odd framing."""
+    email = draw(addresses)
+    how = draw(st.sampled_from(["escaped", "raw", "charrefs"]))
+    if how == "escaped":
+        email = xml_escape(email)
+    elif how == "charrefs":
+        email = "".join(f"&#x{ord(c):x};" for c in email)
+    namespace = draw(
+        st.sampled_from([NS_OUTLOOK_REQUEST, NS_MOBILESYNC_REQUEST, NS_RESPONSE, "", "urn:x"])
+    )
+    schema = draw(
+        st.one_of(
+            st.sampled_from([NS_OUTLOOK_RESPONSE, NS_MOBILESYNC_RESPONSE, "", " x "]),
+            st.text(max_size=30).map(xml_escape),
+        )
+    )
+    prefix = draw(
+        st.sampled_from(
+            [
+                "",
+                '<?xml version="1.0" encoding="utf-8"?>\n',
+                '<?xml version="1.0" encoding="utf-16"?>',
+                '<?xml version="1.1"?>',
+                "<?xml-stylesheet href='http://127.0.0.1:1/x.xsl'?>",
+                "<!-- a comment -->",
+                "\ufeff",
+                " \n",
+                "junk",
+            ]
+        )
+    )
+    text = prefix + pox(email, namespace, schema) + draw(st.sampled_from(["", "\n", "<x/>", "&"]))
+    codec = draw(st.sampled_from(["utf-8", "utf-16", "utf-16-le", "latin-1", "ascii"]))
+    body = text.encode(codec, "xmlcharrefreplace")
+    if draw(st.booleans()):
+        return body
+    return body[: draw(st.integers(0, len(body)))]
+
+
+def _repeat(seed: bytes, size: int) -> bytes:
+    return (seed * (size // len(seed) + 1))[:size]
+
+
+LIMIT = 64 * 1024
+bodies = st.one_of(
+    st.just(b""),
+    st.binary(max_size=512),
+    st.text(max_size=200).map(str.encode),
+    pox_bodies(),
+    pox_bodies(),
+    st.builds(
+        _repeat, st.binary(min_size=1, max_size=4), st.sampled_from([LIMIT, LIMIT + 1, 100_000])
+    ),
+    # A good request padded to the limit, and one byte past it.
+    st.sampled_from([LIMIT, LIMIT + 1]).map(lambda n: VALID_POX + b" " * (n - len(VALID_POX))),
+)
+
+# ---------------------------------------------------------------------------
+# Requests
+
+METHODS = ("GET", "POST", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "PROPFIND")
+methods = st.one_of(
+    st.sampled_from(METHODS), st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=1, max_size=10)
+)
+
+
+def any_case(text: str) -> st.SearchStrategy[str]:
+    return st.lists(st.booleans(), min_size=len(text), max_size=len(text)).map(
+        lambda flips: "".join(c.upper() if f else c for c, f in zip(text, flips, strict=True))
+    )
+
+
+ROUTED = {*AUTOCONFIG_PATHS, "/mobileconfig", "/healthz", "/", "/metrics"}
+OTHER_PATHS = (
+    "/nothing-here",
+    "/admin",
+    "/reload",
+    "/mail/config-v1.1.xml/",
+    "/mail/config-v1.1.XML",
+    "/.well-known/autoconfig/",
+    "/autodiscover/",
+    "/autodiscover/autodiscover.xml/extra",
+    "/Autodiscover/Autodiscover.xml.bak",
+    "/mobileconfig/",
+    "/healthz/",
+    "/HEALTHZ",
+    "/%2e%2e/etc/passwd",
+    "/..",
+    "/%00",
+)
+
+
+def is_routed(path: str) -> bool:
+    """Whether a path reaches an endpoint (the same view, or one the tests leave to others)."""
+    plain = unquote(path, errors="replace")
+    lowered = plain.lower()
+    return (
+        plain in ROUTED
+        or lowered in (POX_PATH, JSON_PATH)
+        or lowered.startswith(JSON_PATH + "/")
+        or plain.startswith("/?")
+    )
+
+
+other_paths = st.one_of(
+    st.sampled_from(OTHER_PATHS),
+    st.tuples(st.sampled_from(OTHER_PATHS), st.text(max_size=20)).map(
+        lambda p: p[0] + quote(p[1], safe="/@")
+    ),
+    st.text(min_size=1, max_size=40).map(lambda s: "/" + quote(s, safe="@")),
+).filter(lambda p: not is_routed(p))
+
+
+@dataclass(frozen=True)
+class Case:
+    kind: str  # a key of ANSWERS
+    method: str
+    path: str
+    query: str = ""
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+    proxied: bool = False  # behind one trusted proxy hop (X-Forwarded-* honoured)
+
+    def __repr__(self) -> str:  # a 100 KiB body would drown the report
+        body = self.body if len(self.body) <= 300 else self.body[:300] + b"..."
+        return (
+            f"Case(kind={self.kind!r}, method={self.method!r}, path={self.path!r}, "
+            f"query={self.query!r}, headers={self.headers!r}, body={body!r} "
+            f"({len(self.body)} bytes), proxied={self.proxied!r})"
+        )
+
+
+@st.composite
+def cases(draw: st.DrawFn) -> Case:
+    route = draw(
+        st.sampled_from(["autoconfig", "pox", "json", "json-v1", "mobileconfig", "healthz", "other"])
+    )
+    kind = route
+    if route == "autoconfig":
+        path = draw(st.sampled_from(AUTOCONFIG_PATHS))
+    elif route == "pox":
+        path = draw(any_case(POX_PATH))
+    elif route == "json":
+        path = draw(any_case(JSON_PATH))
+    elif route == "json-v1":
+        raw = draw(addresses)
+        safe = draw(st.sampled_from(["@", "@/", "@/%"]))
+        email = quote(raw, safe=safe) + draw(st.sampled_from(["", "", "%FF", "%00", "/x"]))
+        path = draw(any_case(JSON_PATH)) + "/v1.0/" + email
+        # <path:email> needs at least one character, and not a slash first.
+        decoded = unquote(email, errors="replace")
+        kind = "json" if decoded and not decoded.startswith("/") else "other"
+    elif route in ("mobileconfig", "healthz"):
+        path = "/" + route
+    else:
+        path = draw(other_paths)
+    main = "POST" if route == "pox" else "GET"
+    method = draw(st.one_of(st.just(main), st.just(main), methods))
+    return Case(
+        kind=kind,
+        method=method,
+        path=path,
+        query=draw(query_strings()),
+        headers=tuple(draw(headers)),
+        body=draw(bodies),
+        proxied=draw(st.booleans()),
+    )
+
+
+def send(clients: dict[bool, FlaskClient], case: Case) -> TestResponse:
+    return clients[case.proxied].open(
+        case.path,
+        method=case.method,
+        query_string=case.query,
+        headers=list(case.headers),
+        data=case.body,
+    )
+
+
+# ---------------------------------------------------------------------------
+# What an answer must be
+
+
+def check_text(data: bytes) -> None:
+    text = data.decode("utf-8")
+    assert text.endswith("\n") and text.count("\n") == 1, text
+    reason = text[:-1]
+    assert reason and reason.isprintable(), text
+    assert len(reason) <= MAX_REASON, f"{len(reason)} characters: {reason[:300]}"
+
+
+def pox_code(root: etree._Element) -> str | None:
+    """The ErrorCode of a POX answer, or None when it is a settings answer."""
+    assert root.tag == f"{{{NS_RESPONSE}}}Autodiscover"
+    return root.findtext("r:Response/r:Error/r:ErrorCode", namespaces=NS)
+
+
+def check_pox(status: int, data: bytes) -> None:
+    root = etree.fromstring(data, SAFE_PARSER)
+    code = pox_code(root)
+    if code is None:
+        assert status == 200
+        responses = [etree.QName(e).namespace for e in root]
+        assert responses in ([NS_OUTLOOK_RESPONSE], [NS_MOBILESYNC_RESPONSE])
+        return
+    assert status in POX_STATUSES[code], (status, code)
+    message = root.findtext("r:Response/r:Error/r:Message", namespaces=NS)
+    assert message
+
+
+def check_body(kind: str, status: int, content_type: str, response: TestResponse) -> None:
+    data = response.get_data()
+    if content_type == TEXT:
+        check_text(data)
+    elif content_type == XML and kind == "pox":
+        check_pox(status, data)
+    elif content_type == XML:
+        root = etree.fromstring(data, SAFE_PARSER)
+        assert root.tag == "clientConfig" and root.get("version") == "1.1"
+        assert root.find("emailProvider") is not None
+    elif content_type == JSON and kind == "json":
+        answer = json.loads(data)
+        if status == 200:
+            assert set(answer) == EXPOSED and all(isinstance(v, str) for v in answer.values())
+        else:
+            assert answer["ErrorCode"] in JSON_ERRORS[status], answer
+            assert isinstance(answer["ErrorMessage"], str) and answer["ErrorMessage"]
+    elif content_type == JSON:
+        answer = json.loads(data)
+        assert answer["status"] in ("ok", "degraded")
+    else:
+        assert content_type == APPLE
+        profile = plistlib.loads(data)
+        assert profile["PayloadType"] == "Configuration"
+        assert profile["PayloadContent"][0]["PayloadType"] == "com.apple.mail.managed"
+        disposition = response.headers["Content-Disposition"]
+        assert re.fullmatch(r'attachment; filename="[a-z0-9.-]+\.mobileconfig"', disposition)
+
+
+def check(case: Case, response: TestResponse) -> None:
+    status = response.status_code
+    assert status < 500, response.get_data()[:500]
+    allowed, table = ANSWERS[case.kind]
+    if case.kind != "other" and case.method == "OPTIONS":
+        assert status == 200 and response.get_data() == b""
+        assert {*allowed, "OPTIONS"} <= set(response.headers["Allow"].split(", "))
+        return
+    if case.kind != "other" and case.method not in allowed:
+        table = METHOD_REFUSED
+    assert status in table, (status, response.get_data()[:500])
+    content_type = response.headers.get("Content-Type")
+    assert content_type == table[status], (status, content_type)
+    if case.method == "HEAD":
+        assert response.get_data() == b""
+    else:
+        check_body(case.kind, status, content_type, response)
+
+
+# ---------------------------------------------------------------------------
+# Properties
+
+
+@HYPOTHESIS
+@given(case=cases())
+@example(  # the smallest request of all
+    case=Case(kind="autoconfig", method="GET", path=AUTOCONFIG_PATHS[0])
+)
+@example(  # a 10,000-character local part, percent-encoded, on every endpoint with an address
+    case=Case(
+        kind="mobileconfig",
+        method="GET",
+        path="/mobileconfig",
+        query="emailaddress=" + "a" * 10_000 + "%40example.com",
+    )
+)
+@example(  # a quoted local part with markup in it reaches the XML and the profile
+    case=Case(
+        kind="mobileconfig",
+        method="GET",
+        path="/mobileconfig",
+        query="emailaddress=" + quote('"<a>&]]>\' @"@müller.example', safe=""),
+    )
+)
+@example(
+    case=Case(
+        kind="pox",
+        method="POST",
+        path="/AutoDiscover/AUTODISCOVER.xml",
+        body=pox('"&lt;a&gt;&amp;]]&gt;"@EXAMPLE.COM.').encode("utf-16"),
+    )
+)
+@example(
+    case=Case(
+        kind="json",
+        method="GET",
+        path=JSON_PATH + "/v1.0/%E2%80%AEalice@example.com%FF",
+        query="Protocol=%00",
+    )
+)
+def test_every_endpoint_answers_hostile_requests_well(
+    clients: dict[bool, FlaskClient], case: Case
+) -> None:
+    check(case, send(clients, case))
+
+
+@HYPOTHESIS
+@given(
+    path=st.one_of(
+        st.sampled_from([*AUTOCONFIG_PATHS, "/mobileconfig", "/healthz", JSON_PATH]),
+        any_case(POX_PATH),
+    ),
+    method=methods.filter(lambda m: m not in ("GET", "HEAD", "POST", "OPTIONS")),
+)
+@example(path=POX_PATH, method="PUT")
+def test_a_refused_method_names_the_allowed_ones(
+    clients: dict[bool, FlaskClient], path: str, method: str
+) -> None:
+    """RFC 9110 15.5.6: a 405 answer MUST carry an Allow header."""
+    response = clients[False].open(path, method=method)
+    if path.lower() == POX_PATH and method == "POST":
+        return
+    assert response.status_code == 405
+    assert response.content_type == TEXT
+    allow = {m.strip() for m in response.headers.get("Allow", "").split(",")}
+    assert "GET" in allow and method not in allow, dict(response.headers)
+
+
+@HYPOTHESIS
+@given(
+    host=host_values,
+    path=st.sampled_from(
+        [
+            JSON_PATH + "?Email=alice@example.com&Protocol=AutodiscoverV1",
+            JSON_PATH + "/v1.0/alice@example.com?Protocol=autodiscoverv1",
+        ]
+    ),
+)
+@example(host="exa mple.com", path=JSON_PATH + "?Email=alice@example.com&Protocol=AutodiscoverV1")
+def test_the_v1_url_names_a_host(clients: dict[bool, FlaskClient], host: str, path: str) -> None:
+    """The AutodiscoverV1 answer points at this service: a URL with a host in it, or a 4xx."""
+    response = clients[False].get(path, headers={"Host": host})
+    assert response.status_code < 500
+    assert response.content_type == JSON
+    if response.status_code != 200:
+        assert json.loads(response.data)["ErrorCode"] == "InvalidRequest"
+        return
+    url = urlsplit(json.loads(response.data)["Url"])
+    assert url.scheme == "https" and url.hostname, url
+    assert url.port is None or 0 < url.port < 65536
+    assert url.path == "/Autodiscover/Autodiscover.xml"
+
+
+# ---------------------------------------------------------------------------
+# XML attacks on the POX endpoint: fixed examples
+
+
+PASSWD = Path("/etc/passwd")
+DECL = '<?xml version="1.0" encoding="utf-8"?>\n'
+XINCLUDE = "http://www.w3.org/2001/XInclude"
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (just released by the kernel)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def billion_laughs() -> str:
+    entities = ['<!ENTITY lol0 "lol">']
+    entities += [f'<!ENTITY lol{i} "{f"&lol{i - 1};" * 10}">' for i in range(1, 10)]
+    return f"<!DOCTYPE Autodiscover [{''.join(entities)}]>\n" + pox("&lol9;@example.com")
+
+
+def quadratic_blowup() -> str:
+    entity = "a" * 50_000
+    return f'<!DOCTYPE Autodiscover [<!ENTITY a "{entity}">]>\n' + pox("&a;" * 1000)
+
+
+def attacks(port: int) -> dict[str, bytes]:
+    """Each a complete POX request but for its attack; answered 600, never otherwise."""
+    doctype = "<!DOCTYPE Autodiscover>\n"
+    xxe_file = '<!DOCTYPE Autodiscover [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>\n'
+    found = {
+        "external entity (file)": DECL + xxe_file + pox("&xxe;"),
+        "external entity (http, closed port)": DECL
+        + f'<!DOCTYPE Autodiscover [<!ENTITY xxe SYSTEM "http://127.0.0.1:{port}/x">]>\n'
+        + pox("&xxe;@example.com"),
+        "external DTD": DECL
+        + f'<!DOCTYPE Autodiscover SYSTEM "http://127.0.0.1:{port}/x.dtd">\n'
+        + pox("alice@example.com"),
+        "parameter entity": DECL
+        + "<!DOCTYPE Autodiscover [\n"
+        + '<!ENTITY % file SYSTEM "file:///etc/passwd">\n'
+        + f"<!ENTITY % eval \"<!ENTITY &#x25; leak SYSTEM 'http://127.0.0.1:{port}/?%file;'>\">\n"
+        + "%eval; %leak;]>\n"
+        + pox("alice@example.com"),
+        "billion laughs": DECL + billion_laughs(),
+        "quadratic blow-up": DECL + quadratic_blowup(),
+        "XInclude": DECL
+        + pox(f'<xi:include xmlns:xi="{XINCLUDE}" href="file:///etc/passwd" parse="text"/>'),
+        "DOCTYPE alone": DECL + doctype + pox("alice@example.com"),
+        "DOCTYPE after a comment": "<!-- Outlook -->\n" + doctype + pox("alice@example.com"),
+        "doctype in lower case": "<!doctype Autodiscover>\n" + pox("alice@example.com"),
+    }
+    bodies = {name: text.encode("utf-8") for name, text in found.items()}
+    utf16 = '<?xml version="1.0" encoding="UTF-16"?>\n'
+    bodies["DOCTYPE in UTF-16"] = (utf16 + doctype + pox("alice@example.com")).encode("utf-16")
+    bodies["external entity in UTF-16"] = (utf16 + xxe_file + pox("&xxe;")).encode("utf-16")
+    bodies["DOCTYPE in UTF-16-BE, no BOM"] = (utf16 + doctype + pox("alice@example.com")).encode(
+        "utf-16-be"
+    )
+    return bodies
+
+
+def test_attacks_fit_under_the_limit() -> None:
+    """The quadratic blow-up (50,000 characters used 1,000 times) fits in 64 KiB."""
+    sizes = {name: len(body) for name, body in attacks(1).items()}
+    assert max(sizes.values()) <= LIMIT, sizes
+    assert sizes["quadratic blow-up"] > 50_000
+
+
+def passwd_lines() -> list[bytes]:
+    if not PASSWD.is_file():
+        return []
+    return [line for line in PASSWD.read_bytes().splitlines() if line.count(b":") >= 6]
+
+
+def assert_refused(response: TestResponse, status: int = 200) -> None:
+    assert response.status_code == status
+    assert response.content_type == XML
+    root = etree.fromstring(response.get_data(), SAFE_PARSER)
+    assert pox_code(root) == "600"
+    body = response.get_data()
+    assert b"root:" not in body
+    for line in passwd_lines():
+        assert line not in body
+
+
+@pytest.fixture(scope="module")
+def client() -> FlaskClient:
+    return create_app(Settings(domains=EXAMPLES)).test_client()
+
+
+@pytest.mark.parametrize("name", sorted(attacks(1)))
+def test_xml_attack_is_refused_quickly(client: FlaskClient, name: str) -> None:
+    body = attacks(closed_port())[name]
+    for path in (POX_PATH, "/Autodiscover/Autodiscover.xml"):
+        started = time.perf_counter()
+        response = client.post(path, data=body, content_type="text/xml")
+        elapsed = time.perf_counter() - started
+        assert_refused(response)
+        assert elapsed < 0.5, f"{name}: {elapsed:.3f} s"
+
+
+def test_the_passwd_check_would_see_a_leak() -> None:
+    """The leak check is not vacuous: /etc/passwd has lines it would look for."""
+    if not PASSWD.is_file():
+        pytest.skip("no /etc/passwd here")
+    assert passwd_lines()
+
+
+def test_a_larger_blowup_is_refused_as_too_large(client: FlaskClient) -> None:
+    """The same attack grown past 64 KiB is refused before parsing: 413, ErrorCode 600."""
+    body = (
+        DECL + f'<!DOCTYPE Autodiscover [<!ENTITY a "{"a" * 100_000}">]>\n' + pox("&a;" * 1000)
+    ).encode()
+    started = time.perf_counter()
+    response = client.post(POX_PATH, data=body, content_type="text/xml")
+    assert time.perf_counter() - started < 0.5
+    assert_refused(response, status=413)
+
+
+@contextmanager_free = None  # placeholder removed below
