@@ -25,6 +25,8 @@ PLACEHOLDERS = (EMAILADDRESS, EMAILLOCALPART, EMAILDOMAIN)
 MAX_LOCAL_PART = 64  # RFC 5321 4.5.3.1.1
 MAX_DOMAIN = 253
 _ASCII_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
+# RFC 5322 "specials" that an unquoted local part may not contain ('@' is told apart).
+_SPECIALS = re.compile(r'[()<>\[\]:;\\,"]')
 # White space, control characters, and what XML cannot carry (surrogates, U+FFFE/F).
 _CONTROL = re.compile(r"[\x00-\x20\x7f\u0080-\u009f\u2028\u2029\ud800-\udfff\ufffe\uffff]")
 
@@ -96,6 +98,11 @@ def parse_address(raw: str) -> Address:
             raise BadRequest("the local part contains white space or control characters")
         if local.startswith(".") or local.endswith(".") or ".." in local:
             raise BadRequest("the local part has a misplaced dot")
+        special = _SPECIALS.search(local)
+        if special:
+            raise BadRequest(
+                f"the local part has {special.group(0)!r}, which must be quoted (RFC 5322)"
+            )
     elif _CONTROL.search(local.replace(" ", "")):
         raise BadRequest("the local part contains control characters")
     try:

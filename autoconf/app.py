@@ -17,11 +17,11 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from autoconf import render
 from autoconf.errors import MethodNotAllowed, NotFound, PayloadTooLarge, RequestError
 from autoconf.registry import Registry
-from autoconf.render import autodiscover
+from autoconf.render import autodiscover, page
 from autoconf.settings import Settings
 from autoconf.signing import load_signer
 from autoconf.watch import Watcher
-from autoconf.web import JSON, XML, Service, blueprint
+from autoconf.web import JSON, XML, Service, blueprint, html, page_language
 
 log = logging.getLogger("autoconf")
 
@@ -122,4 +122,7 @@ def _request_error(exc: RequestError) -> Response:
     if request.endpoint == "autoconf.json":
         body = autodiscover.json_error(exc.json_code, exc.reason)
         return Response(body, exc.status, content_type=JSON)
+    if request.endpoint == "autoconf.page":  # the form again, with the reason
+        value = request.args.get("emailaddress", "")[:320]
+        return html(page.form(page_language(), error=exc.reason, value=value), exc.status)
     return Response(f"{exc.reason}\n", exc.status, content_type="text/plain; charset=utf-8")

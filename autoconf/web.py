@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import cast
+from urllib.parse import quote
 
 from flask import Blueprint, Response, current_app, request
 
 from autoconf.address import Address, domain_from_host, parse_address
 from autoconf.errors import BadRequest, NotFound, PayloadTooLarge
 from autoconf.registry import Entry, Registry
-from autoconf.render import Compiled, autoconfig, autodiscover, mobileconfig
+from autoconf.render import Compiled, autoconfig, autodiscover, mobileconfig, page
 from autoconf.settings import Settings
 from autoconf.signing import Signer
 
@@ -139,6 +140,42 @@ def mobileconfig_view() -> Response:
         content_type=mobileconfig.CONTENT_TYPE,
         headers={"Content-Disposition": disposition},
     )
+
+
+def page_language() -> str:
+    """``?lang=`` when it names a language we have, else the browser's choice, else English."""
+    asked = (request.args.get("lang") or "").strip().lower()
+    if asked in page.LANGUAGES:
+        return asked
+    return request.accept_languages.best_match(page.LANGUAGES) or page.DEFAULT_LANGUAGE
+
+
+def html(body: str, status: int = 200) -> Response:
+    response = Response(body, status, content_type=page.CONTENT_TYPE)
+    response.headers["Content-Security-Policy"] = page.CSP
+    return response
+
+
+@blueprint.get("/", endpoint="page")
+def page_view() -> Response:
+    language = page_language()
+    raw = _arg("emailaddress")
+    if not raw:
+        return html(page.form(language))
+    address, domain, entry = _target(raw)
+    assert address is not None
+    usable = entry.compiled.mobileconfig.template is not None
+    public = service().settings.public_host
+    root = f"https://{public}/" if public else request.host_url
+    profile_url = f"{root}mobileconfig?emailaddress={quote(address.full)}" if usable else None
+    body = page.settings(
+        language,
+        entry.provider,
+        address,
+        profile_url=profile_url,
+        signed=service().signer is not None,
+    )
+    return html(body)
 
 
 @blueprint.get("/healthz", endpoint="healthz")

@@ -114,3 +114,11 @@ def test_addresses_in_logged_paths() -> None:
     assert hashed == redact_addresses(path.replace("Alice", "alice"), "hash")  # stable
     assert redact_addresses(path, "full") == path
     assert redact_addresses("/mail/config-v1.1.xml", "redact") == "/mail/config-v1.1.xml"
+
+
+@pytest.mark.parametrize("local", ["<script>", "a(b)", "a,b", "a:b", "a;b", "a[b]", 'a"b', "a\\b"])
+def test_specials_must_be_quoted(local: str) -> None:
+    with pytest.raises(BadRequest) as caught:
+        parse_address(f"{local}@example.com")
+    assert "must be quoted" in caught.value.reason
+    assert parse_address(f'"{local}"@example.com').local == f'"{local}"'
