@@ -6,9 +6,9 @@ STAMP := $(VENV)/.installed-stamp
 BIND ?= 127.0.0.1:8080
 
 # Real programs the end-to-end tests drive: Debian's nginx, Thunderbird 153,
-# certutil (for Thunderbird's certificate store) and Dovecot (for probe),
-# installed when missing.
-DEBIAN_PACKAGES := nginx thunderbird libnss3-tools dovecot-imapd dovecot-pop3d
+# certutil (for Thunderbird's certificate store), Dovecot (for probe) and
+# Chromium (for the page), installed when missing.
+DEBIAN_PACKAGES := nginx thunderbird libnss3-tools dovecot-imapd dovecot-pop3d chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test lint typecheck unit check clean debian-packages
@@ -35,7 +35,8 @@ typecheck: $(STAMP)
 
 debian-packages:
 	@if ! test -x /usr/sbin/nginx || ! test -x /usr/bin/certutil \
-	    || ! test -x /usr/lib/thunderbird/thunderbird-bin || ! test -x /usr/sbin/dovecot; then \
+	    || ! test -x /usr/lib/thunderbird/thunderbird-bin || ! test -x /usr/sbin/dovecot \
+	    || ! test -x /usr/bin/chromium; then \
 	  echo "Installing $(DEBIAN_PACKAGES) from Debian"; \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \

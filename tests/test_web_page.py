@@ -1,0 +1,147 @@
+"""The page for people, through the test client: parsed as HTML and compared with the YAML."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lxml.html
+import pytest
+import yaml
+from flask.testing import FlaskClient
+
+from autoconf.render.page_texts import TEXTS
+from tests.conftest import EXAMPLES
+from tests.helpers import SPEC_DEFAULT_PORTS
+
+TLS_WORDS = {
+    "en": {"ssl": "SSL/TLS", "starttls": "STARTTLS"},
+    "de": {"ssl": "SSL/TLS", "starttls": "STARTTLS"},
+}
+
+
+def parse(answer: Any) -> lxml.html.HtmlElement:
+    assert answer.content_type == "text/html; charset=utf-8"
+    return lxml.html.fromstring(answer.data)
+
+
+def tables(doc: lxml.html.HtmlElement, kind: str) -> list[dict[str, str]]:
+    return [
+        {cell.get("class"): cell.text_content() for cell in table.xpath(".//td")}
+        for table in doc.xpath(f"//table[starts-with(@id, '{kind}-')]")
+    ]
+
+
+def expected(kind: str, local: str, domain: str, lang: str) -> list[dict[str, str]]:
+    data = yaml.safe_load((EXAMPLES / "example.com.yaml").read_text(encoding="utf-8"))
+    rows = []
+    for server in data[kind]:
+        template = server.get("username", "%EMAILADDRESS%")
+        rows.append(
+            {
+                "protocol": server["type"].upper(),
+                "host": server["host"],
+                "port": str(
+                    server.get("port", SPEC_DEFAULT_PORTS[(server["type"], server["security"])])
+                ),
+                "security": TLS_WORDS[lang][server["security"]],
+                "username": template.replace("%EMAILADDRESS%", f"{local}@{domain}"),
+                "password": TEXTS[lang]["pw_password-cleartext"],
+            }
+        )
+    return rows
+
+
+def test_the_form(client: FlaskClient) -> None:
+    answer = client.get("/")
+    assert answer.status_code == 200
+    doc = parse(answer)
+    assert doc.get("lang") == "en"
+    (field,) = doc.xpath("//form//input[@name='emailaddress']")
+    assert field.get("type") == "email" and field.get("id") == "emailaddress"
+    assert doc.xpath("//label[@for='emailaddress']/text()") == [TEXTS["en"]["address_label"]]
+    assert "script-src" not in answer.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in answer.headers["Content-Security-Policy"]
+
+
+@pytest.mark.parametrize("lang", ["en", "de"])
+def test_settings_match_the_yaml(client: FlaskClient, lang: str) -> None:
+    doc = parse(client.get("/", query_string={"emailaddress": "Alice@Example.COM", "lang": lang}))
+    assert doc.get("lang") == lang
+    assert tables(doc, "incoming") == expected("incoming", "Alice", "example.com", lang)
+    assert tables(doc, "outgoing") == expected("outgoing", "Alice", "example.com", lang)
+    text = doc.text_content()
+    for key in (
+        "imap_pop_text",
+        "thunderbird_steps",
+        "outlook_steps",
+        "android_steps",
+        "problem_port25",
+        "problem_auth",
+        "problem_tls",
+        "problem_pop3",
+    ):
+        assert " ".join(TEXTS[lang][key].split()) in " ".join(text.split())
+
+
+def test_german_from_the_browser_and_no_english_left(client: FlaskClient) -> None:
+    answer = client.get(
+        "/?emailaddress=bob@example.com", headers={"Accept-Language": "de-CH, de;q=0.9, en;q=0.5"}
+    )
+    doc = parse(answer)
+    assert doc.get("lang") == "de"
+    text = " ".join(doc.text_content().split())
+    english_only = [
+        value
+        for key, value in TEXTS["en"].items()
+        if value != TEXTS["de"][key] and len(value) > 12 and key != "language"
+    ]
+    assert [value for value in english_only if value in text] == []
+    # ?lang= wins over the browser.
+    assert parse(client.get("/?lang=en", headers={"Accept-Language": "de"})).get("lang") == "en"
+
+
+def test_both_languages_have_every_text() -> None:
+    assert TEXTS["en"].keys() == TEXTS["de"].keys()
+    assert all(value.strip() for texts in TEXTS.values() for value in texts.values())
+
+
+def test_profile_link_and_qr(client: FlaskClient) -> None:
+    doc = parse(client.get("/?emailaddress=alice@example.com"))
+    (link,) = doc.xpath("//a[@id='profile']")
+    assert link.get("href") == "http://localhost/mobileconfig?emailaddress=alice%40example.com"
+    assert doc.xpath("//figure[@class='qr']//*[local-name()='svg']")
+    assert TEXTS["en"]["apple_unsigned"] in doc.text_content()
+    assert client.get(link.get("href")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("address", "status"),
+    [
+        ("<script>alert(1)</script>@example.com", 400),
+        ('"<script>alert(1)</script>"@example.com', 200),
+        ("x" * 300 + "@example.com", 400),
+        ("a@unknown.example", 404),
+        ("not-an-address", 400),
+    ],
+)
+def test_hostile_addresses_are_text(client: FlaskClient, address: str, status: int) -> None:
+    answer = client.get("/", query_string={"emailaddress": address})
+    assert answer.status_code == status
+    doc = parse(answer)
+    assert doc.xpath("//script") == []
+    assert not any(name.startswith("on") for el in doc.iter() for name in el.attrib)
+    assert doc.xpath("//*[@style]") == []
+    if status != 200:
+        (alert,) = doc.xpath("//*[@role='alert']")
+        assert TEXTS["en"]["error_intro"] in alert.text_content()
+        # The form comes back with what was typed, as text, for correcting it.
+        (field,) = doc.xpath("//input[@name='emailaddress']")
+        assert field.get("value") == address[:320]
+    else:
+        assert "<script>alert(1)</script>" in doc.xpath("//span[@class='address']")[0].text
+
+
+def test_the_stylesheet_is_served(client: FlaskClient) -> None:
+    answer = client.get("/static/page.css")
+    assert answer.status_code == 200 and answer.content_type.startswith("text/css")
+    assert b"@media print" in answer.data
