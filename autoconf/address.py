@@ -52,7 +52,9 @@ def normalize_domain(raw: str) -> str:
     try:
         ascii_form = idna.encode(domain, uts46=True).decode("ascii")
     except (idna.IDNAError, UnicodeError) as exc:
-        raise InvalidDomain(f"{_shorten(raw)!r} is not a valid domain name ({exc})") from None
+        # idna's message may repeat the whole input: both are cut to keep one short line.
+        reason = _shorten(str(exc), 60)
+        raise InvalidDomain(f"{_shorten(raw)!r} is not a valid domain name ({reason})") from None
     labels = ascii_form.split(".")
     if not all(_ASCII_LABEL.match(label) for label in labels):
         raise InvalidDomain(f"{_shorten(raw)!r} is not a valid domain name")
@@ -65,8 +67,10 @@ def _check_length(domain: str) -> str:
     return domain
 
 
-def _shorten(text: str, limit: int = 80) -> str:
-    return text if len(text) <= limit else text[:limit] + "…"
+def _shorten(text: str, limit: int = 40) -> str:
+    """A piece of hostile input fit for a one-line reason: short, and printable."""
+    cut = text if len(text) <= limit else text[:limit] + "…"
+    return "".join(c if c.isprintable() else "?" for c in cut)
 
 
 @dataclass(frozen=True, slots=True)

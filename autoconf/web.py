@@ -119,6 +119,8 @@ def autodiscover_json_view(email: str | None = None) -> Response:
         raise BadRequest("no email address given (Email=...)")
     _, _, entry = _target(raw)
     public_host = service().settings.public_host or request.host
+    if domain_from_host(public_host) is None:  # Werkzeug gives "" for a Host it refuses
+        raise BadRequest("the Host header names no host to point at; set AUTOCONF_PUBLIC_HOST")
     body = autodiscover.render_json(_arg("Protocol") or "", entry.provider, public_host)
     return Response(body, content_type=JSON)
 

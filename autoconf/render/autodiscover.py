@@ -47,6 +47,7 @@ _SPA_METHODS = frozenset({Auth.NTLM, Auth.GSSAPI})
 _TYPES = {ServerType.IMAP: "IMAP", ServerType.POP3: "POP3", ServerType.SMTP: "SMTP"}
 
 MAX_BODY = 64 * 1024
+_XINCLUDE = frozenset({"http://www.w3.org/2001/XInclude", "http://www.w3.org/2003/XInclude"})
 
 
 # ---------------------------------------------------------------------------
@@ -86,7 +87,12 @@ def parse_request(body: bytes) -> PoxRequest:
     tag = etree.QName(root)
     if tag.localname != "Autodiscover" or tag.namespace not in OFFERED:
         raise BadRequest(f"not an Autodiscover request in the {NS_OUTLOOK_REQUEST} namespace")
+    if any(etree.QName(e).namespace in _XINCLUDE for e in root.iter(etree.Element)):
+        raise BadRequest("XInclude is not allowed")
     ns = {"r": tag.namespace}
+    address = root.find("r:Request/r:EMailAddress", namespaces=ns)
+    if address is not None and len(address):
+        raise BadRequest("EMailAddress must be text only")
     email = root.findtext("r:Request/r:EMailAddress", namespaces=ns)
     if email is None or not email.strip():
         raise BadRequest("the request has no EMailAddress")
