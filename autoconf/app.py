@@ -14,9 +14,8 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from autoconf import render
+from autoconf import metrics, render
 from autoconf.errors import MethodNotAllowed, NotFound, PayloadTooLarge, RequestError
-from autoconf.registry import Registry
 from autoconf.render import autodiscover, page
 from autoconf.settings import Settings
 from autoconf.signing import load_signer
@@ -54,7 +53,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     # chunked body and refuses it (see web._body).
     app.config["MAX_CONTENT_LENGTH"] = autodiscover.MAX_BODY + 1
 
-    registry = Registry(settings.domains, render.compile_provider)
+    meter = metrics.Metrics()
+    registry = metrics.MeteredRegistry(settings.domains, render.compile_provider, meter)
     for problem in registry.reload().problems:
         if problem.is_error:
             log.error("%s", problem)
@@ -76,6 +76,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     # its first request (gunicorn forks workers after create_app has run).
     app.before_request(watcher.ensure_running)
     app.register_blueprint(blueprint)
+    metrics.init_app(app, meter)  # GET /metrics, and every answer counted
     app.after_request(_security_headers)
     app.register_error_handler(RequestError, _request_error)
     app.register_error_handler(HTTPException, _http_error)
@@ -109,7 +110,11 @@ def _http_error(exc: HTTPException) -> Response:
     reason = exc.description or exc.name
     if exc.code == 413:
         reason = "the request body is larger than 64 KiB"
-    return _request_error(error(reason.split(". ")[0].rstrip(".")))
+    response = _request_error(error(reason.split(". ")[0].rstrip(".")))
+    allow = dict(exc.get_headers()).get("Allow")
+    if allow:  # RFC 9110: a 405 names the methods that are allowed
+        response.headers["Allow"] = allow
+    return response
 
 
 def _request_error(exc: RequestError) -> Response:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-import logging
+import math
+import os
+import tempfile
+from collections.abc import MutableMapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -16,6 +20,7 @@ from autoconf.settings import Settings
 # AUTOCONF_LOG_ADDRESSES says (redacted by default). Headers, Authorization
 # among them, are never logged, and neither are bodies.
 ACCESS_LOG_FORMAT = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
+MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class AccessLogger(Logger):  # type: ignore[misc]
@@ -59,23 +64,49 @@ class _Application(BaseApplication):  # type: ignore[misc]
         return create_app()
 
 
+def available_cpus(cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
+    """The CPUs this process may use: its affinity mask, capped by a cgroup v2 CPU
+    quota. A container's CPU limit is such a quota, and ``os.cpu_count()`` does not
+    see it: a pod limited to one CPU on a 64-core node would start 64 workers."""
+    try:
+        count = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        count = os.cpu_count() or 1
+    try:
+        quota, period = cpu_max.read_text(encoding="ascii").split()
+        if quota != "max":
+            count = min(count, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass  # no cgroup v2 quota here
+    return count
+
+
+def prepare_metrics_folder(environ: MutableMapping[str, str]) -> Path | None:
+    """Give prometheus_client's multiprocess mode its folder, before it is imported.
+
+    A folder named by PROMETHEUS_MULTIPROC_DIR is used (created if missing) and
+    emptied of an earlier run's ``*.db`` files, which would otherwise add up with
+    this run's. Without one, a private temporary folder is made and returned, for
+    the caller to remove at exit.
+    """
+    given = environ.get(MULTIPROC_DIR, "").strip()
+    if given:
+        folder = Path(given)
+        folder.mkdir(parents=True, exist_ok=True)
+        environ[MULTIPROC_DIR] = str(folder)
+        for stale in folder.glob("*.db"):
+            stale.unlink(missing_ok=True)
+        return None
+    private = Path(tempfile.mkdtemp(prefix="mail-autoconf-metrics-"))
+    environ[MULTIPROC_DIR] = str(private)
+    return private
+
+
 def run(*, bind: str, workers: int) -> int:
-    options = {
-        "bind": bind,
-        "workers": workers,
-        "preload_app": True,  # load and validate once, then fork: shared memory, one log
-        "accesslog": "-",
-        "access_log_format": ACCESS_LOG_FORMAT,
-        "logger_class": AccessLogger,
-        "errorlog": "-",
-        "graceful_timeout": 10,
-        "proc_name": "mail-autoconf",
-        # gunicorn 27 opens a control socket in $HOME by default; two services
-        # (or a test beside a running one) would fight over it.
-        "control_socket_disable": True,
-    }
-    logging.basicConfig(
-        level=logging.INFO, format="[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
-    )
+    # First, before create_app imports prometheus_client (see autoconf.gunicorn_conf).
+    from autoconf import gunicorn_conf
+
+    options = {name: getattr(gunicorn_conf, name) for name in gunicorn_conf.__all__}
+    options |= {"bind": bind, "workers": workers}
     _Application(options).run()
     return 0

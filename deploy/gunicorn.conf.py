@@ -1,0 +1,31 @@
+# /etc/mail-autoconf/gunicorn.conf.py: `gunicorn -c /etc/mail-autoconf/gunicorn.conf.py`
+#
+# The service under plain gunicorn, as the systemd unit and the container run it.
+# Everything but the address and the worker count comes from the package
+# (autoconf/gunicorn_conf.py), the same settings `mail-autoconf serve` runs with:
+# the factory autoconf.app:create_app(), preloading, graceful timeouts, the
+# access log with addresses redacted, and metrics added up across workers.
+#
+# The service's own settings are AUTOCONF_* environment variables (README,
+# "Settings"); the unit and the container set them. gunicorn's command line and
+# GUNICORN_CMD_ARGS override what is set here (the container: --bind 0.0.0.0:8080).
+
+import os
+
+from autoconf.gunicorn_conf import *  # noqa: F403
+from autoconf.server import available_cpus
+
+# Loopback only: nginx on the same host is the one client (docs/deploy.md), and
+# the service runs with AUTOCONF_PROXY_HOPS=1 to trust exactly its X-Forwarded-*.
+bind = "127.0.0.1:8080"
+
+# Sync workers and answers that cost CPU, not waiting (nginx buffers slow
+# clients): one worker per CPU this process may use (a container's CPU limit
+# counts), and at least two, so that one busy or restarting worker never stops
+# the service. WEB_CONCURRENCY, gunicorn's usual variable, overrides it.
+workers = int(os.environ.get("WEB_CONCURRENCY") or max(2, available_cpus()))
+
+# Trusted proxies, for gunicorn itself: from these addresses it believes
+# X-Forwarded-Proto. The app decides for itself which X-Forwarded-* to trust
+# (AUTOCONF_PROXY_HOPS); this keeps gunicorn from trusting anyone else.
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
