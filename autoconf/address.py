@@ -140,9 +140,12 @@ def domain_from_host(host: str) -> str | None:
 _XML_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&apos;"})
 
 
+_NEEDS_ESCAPE = re.compile("[&<>\"']")
+
+
 def xml_escape(text: str) -> str:
-    """Escape for XML text and attribute values alike."""
-    return text.translate(_XML_ESCAPES)
+    """Escape for XML text and attribute values alike (the same object when nothing to do)."""
+    return text.translate(_XML_ESCAPES) if _NEEDS_ESCAPE.search(text) else text
 
 
 # Something address-shaped inside a path or a log line.

@@ -54,7 +54,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = autodiscover.MAX_BODY + 1
 
     meter = metrics.Metrics()
-    registry = metrics.MeteredRegistry(settings.domains, render.compile_provider, meter)
+    registry = metrics.MeteredRegistry(settings.domains, render.Compiler(), meter)
     for problem in registry.reload().problems:
         if problem.is_error:
             log.error("%s", problem)

@@ -121,7 +121,7 @@ def render_command(address: str, fmt: str, domains: Path | None, public_host: st
     settings = _settings(domains=domains, public_host=public_host)
     settings.check()
     signer = load_signer(settings) if fmt == "mobileconfig" else None
-    snapshot = build_snapshot(load_folder(settings.domains), renderers.compile_provider)
+    snapshot = build_snapshot(load_folder(settings.domains), renderers.Compiler())
     try:
         parsed = parse_address(address)
         entry = snapshot.lookup(parsed.domain)

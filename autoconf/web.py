@@ -166,7 +166,7 @@ def page_view() -> Response:
         return html(page.form(language))
     address, domain, entry = _target(raw)
     assert address is not None
-    usable = entry.compiled.mobileconfig.template is not None
+    usable = entry.compiled.mobileconfig.shape.template is not None
     public = service().settings.public_host
     root = f"https://{public}/" if public else request.host_url
     profile_url = f"{root}mobileconfig?emailaddress={quote(address.full)}" if usable else None

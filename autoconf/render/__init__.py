@@ -1,15 +1,26 @@
 """Renderers: one output format each, pure functions of provider and address.
 
-:func:`compile_provider` does at load time everything that does not depend on
-the address; the registry keeps its result beside each provider.
+What does not depend on the address is compiled at load. Providers that differ
+only in their names (a hoster's one-domain files) share one compiled shape;
+each keeps only its escaped names for the shape's slots.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from weakref import WeakValueDictionary
 
 from autoconf.model import Provider
 from autoconf.render import autoconfig, autodiscover, mobileconfig
+from autoconf.render.identity import identity_values, shape_of
+from autoconf.render.template import Template
+
+
+@dataclass(frozen=True, slots=True, weakref_slot=True)
+class _Shape:
+    autoconfig: Template
+    autodiscover: autodiscover.Compiled
+    mobileconfig: mobileconfig.Shape
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,11 +28,39 @@ class Compiled:
     autoconfig: autoconfig.Compiled
     autodiscover: autodiscover.Compiled
     mobileconfig: mobileconfig.Compiled
+    shape: _Shape | None = field(default=None, repr=False)  # keeps the shared shape alive
+
+
+class Compiler:
+    """Compiles providers, each distinct shape once.
+
+    Shapes are held weakly: when a reload drops the last provider of a shape,
+    its documents go too.
+    """
+
+    def __init__(self) -> None:
+        self._shapes: WeakValueDictionary[Provider, _Shape] = WeakValueDictionary()
+
+    def __call__(self, provider: Provider) -> Compiled:
+        key = shape_of(provider)
+        shape = self._shapes.get(key)
+        if shape is None:
+            shape = _Shape(
+                autoconfig.compile_shape(key),
+                autodiscover.compile_provider(key),
+                mobileconfig.compile_shape(key),
+            )
+            self._shapes[key] = shape
+        block, listed = autoconfig.domains_block(provider)
+        identity = identity_values(provider, block)
+        return Compiled(
+            autoconfig.Compiled(shape.autoconfig, identity, listed),
+            shape.autodiscover,
+            mobileconfig.with_identity(shape.mobileconfig, provider, identity),
+            shape,
+        )
 
 
 def compile_provider(provider: Provider) -> Compiled:
-    return Compiled(
-        autoconfig=autoconfig.compile_provider(provider),
-        autodiscover=autodiscover.compile_provider(provider),
-        mobileconfig=mobileconfig.compile_provider(provider),
-    )
+    """One provider alone (the service shares shapes through a Compiler)."""
+    return Compiler()(provider)

@@ -7,60 +7,72 @@ never a ``<password>``.
 
 from __future__ import annotations
 
-import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from lxml import etree
 
 from autoconf.address import Address, xml_escape
 from autoconf.model import Provider, Security, Server
-from autoconf.render.template import PLACEHOLDERS, Template, placeholder_values
+from autoconf.render.identity import DOMAINS, identity_values, shape_of
+from autoconf.render.template import Template, placeholder_values
 from autoconf.render.xml import child, serialize
 
 SOCKET_TYPES = {Security.SSL: "SSL", Security.STARTTLS: "STARTTLS", Security.NONE: "plain"}
 # A provider with more domains than this lists only the one asked for: a hoster's
 # 100,000 customer domains do not belong in every answer.
 MAX_LISTED_DOMAINS = 100
-_EXTRA_DOMAIN = "<!--autoconf:requested-domain-->"
+_DOMAIN_INDENT = "\n    "
 
 
 @dataclass(frozen=True, slots=True)
 class Compiled:
-    template: Template
-    listed: frozenset[str]
+    template: Template  # shared by providers of one shape
+    identity: Mapping[str, str]  # this provider's names, for the template's slots
+    listed: frozenset[str]  # the domains the document names without being asked
+
+
+def domains_block(provider: Provider) -> tuple[str, frozenset[str]]:
+    """The provider's ``<domain>`` elements, and the domains they name."""
+    concrete = provider.concrete_domains
+    listed = concrete if len(concrete) <= MAX_LISTED_DOMAINS else ()
+    block = "".join(f"{_DOMAIN_INDENT}<domain>{xml_escape(d)}</domain>" for d in listed)
+    return block, frozenset(listed)
 
 
 def compile_provider(provider: Provider) -> Compiled:
-    concrete = provider.concrete_domains
-    listed = concrete if len(concrete) <= MAX_LISTED_DOMAINS else ()
+    """Everything but the address, for one provider (the registry shares shapes instead)."""
+    block, listed = domains_block(provider)
+    return Compiled(compile_shape(shape_of(provider)), identity_values(provider, block), listed)
 
+
+def compile_shape(shape: Provider) -> Template:
+    """The document with the provider's names, its domains and the address as slots."""
     root = etree.Element("clientConfig", version="1.1")
-    email = child(root, "emailProvider", id=provider.id)
-    for domain in listed:
-        child(email, "domain", domain)
-    email.append(etree.Comment(_EXTRA_DOMAIN[4:-3]))
-    child(email, "displayName", provider.name)
-    child(email, "displayShortName", provider.short_name)
-    for server in provider.served_incoming:
+    email = child(root, "emailProvider", id=shape.id)
+    email.append(etree.Comment(DOMAINS))
+    child(email, "displayName", shape.name)
+    child(email, "displayShortName", shape.short_name)
+    for server in shape.served_incoming:
         _server(child(email, "incomingServer", type=server.type.value), server)
-    for server in provider.served_outgoing:
+    for server in shape.served_outgoing:
         _server(child(email, "outgoingServer", type=server.type.value), server)
-    for doc in provider.documentation:
+    for doc in shape.documentation:
         documentation = child(email, "documentation", url=doc.url)
         for lang, text in doc.text:
             child(documentation, "descr", text, lang=lang)
 
-    if provider.oauth2:
+    if shape.oauth2:
         oauth = child(root, "oAuth2")
-        child(oauth, "issuer", provider.oauth2.issuer)
-        child(oauth, "scope", provider.oauth2.scope)
-        child(oauth, "authURL", provider.oauth2.auth_url)
-        child(oauth, "tokenURL", provider.oauth2.token_url)
-    if provider.webmail:
-        child(child(root, "webMail"), "loginPage", url=provider.webmail)
+        child(oauth, "issuer", shape.oauth2.issuer)
+        child(oauth, "scope", shape.oauth2.scope)
+        child(oauth, "authURL", shape.oauth2.auth_url)
+        child(oauth, "tokenURL", shape.oauth2.token_url)
+    if shape.webmail:
+        child(child(root, "webMail"), "loginPage", url=shape.webmail)
     for tag, kind, dav in (
-        ("addressBook", "carddav", provider.addressbook),
-        ("calendar", "caldav", provider.calendar),
+        ("addressBook", "carddav", shape.addressbook),
+        ("calendar", "caldav", shape.calendar),
     ):
         if dav is not None:
             element = child(root, tag, type=kind)
@@ -68,10 +80,9 @@ def compile_provider(provider: Provider) -> Compiled:
             child(element, "authentication", "basic", system="http")
             child(element, "serverURL", dav.url)
 
-    # The marker takes its line's indentation along, so that the filled-in
-    # document reads as if lxml had written it.
-    text = re.sub(r"\n *" + re.escape(_EXTRA_DOMAIN), _EXTRA_DOMAIN, serialize(root))
-    return Compiled(Template(text, (*PLACEHOLDERS, _EXTRA_DOMAIN)), frozenset(listed))
+    # The domains go where the comment stands, with their own line breaks.
+    text = serialize(root).replace(f"{_DOMAIN_INDENT}<!--{DOMAINS}-->", DOMAINS)
+    return Template(text)
 
 
 def _server(element: etree._Element, server: Server) -> None:
@@ -94,7 +105,7 @@ def _server(element: etree._Element, server: Server) -> None:
 
 def render(compiled: Compiled, address: Address | None, domain: str) -> bytes:
     """The document for one request: the address if it gave one, else its domain."""
-    values = placeholder_values(address, domain)
-    extra = "" if domain in compiled.listed else f"\n    <domain>{xml_escape(domain)}</domain>"
-    values[_EXTRA_DOMAIN] = extra
+    values = {**compiled.identity, **placeholder_values(address, domain)}
+    if domain not in compiled.listed:  # a wildcard's, the catch-all's, or a long list's
+        values[DOMAINS] += f"{_DOMAIN_INDENT}<domain>{xml_escape(domain)}</domain>"
     return compiled.template.fill(values)

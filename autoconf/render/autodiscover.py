@@ -17,7 +17,7 @@ from lxml import etree
 from autoconf.address import EMAILADDRESS, Address
 from autoconf.errors import BadRequest, InvalidProtocol, SchemaNotOffered
 from autoconf.model import Auth, Provider, Security, Server, ServerType
-from autoconf.render.template import PLACEHOLDERS, Template, placeholder_values
+from autoconf.render.template import Template, placeholder_values
 from autoconf.render.xml import child, default_ns_element, serialize
 
 NS_RESPONSE = "http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006"
@@ -130,7 +130,7 @@ def compile_provider(provider: Provider) -> Compiled:
         same_login = server.needs_login and server.username == first_login
         child(protocol, "UsePOPAuth", "on" if same_login else "off")
         child(protocol, "SMTPLast", "off")
-    outlook = Template(serialize(root), PLACEHOLDERS)
+    outlook = Template(serialize(root))
 
     mobilesync = None
     if provider.activesync:
@@ -144,7 +144,7 @@ def compile_provider(provider: Provider) -> Compiled:
         child(server_element, "Type", "MobileSync")
         child(server_element, "Url", provider.activesync)
         child(server_element, "Name", provider.activesync)
-        mobilesync = Template(serialize(root), PLACEHOLDERS)
+        mobilesync = Template(serialize(root))
     return Compiled(outlook, mobilesync)
 
 

@@ -10,8 +10,8 @@ of adding a second account. Never a password.
 from __future__ import annotations
 
 import plistlib
-import secrets
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,7 +19,15 @@ from urllib.parse import urlsplit
 from autoconf.address import EMAILADDRESS, Address
 from autoconf.errors import ClientCannotUse
 from autoconf.model import Auth, DavService, Provider, Server, ServerType
-from autoconf.render.template import PLACEHOLDERS, Template, placeholder_values
+from autoconf.render.identity import (
+    IDENTIFIER,
+    NAME,
+    ORGANIZATION,
+    identity_values,
+    mobileconfig_of,
+    shape_of,
+)
+from autoconf.render.template import Template, placeholder_values, slot
 
 CONTENT_TYPE = "application/x-apple-aspen-config"
 # How Apple Mail logs in, for each method it knows; the first a server offers wins.
@@ -36,12 +44,24 @@ NAMESPACE = uuid.UUID("6f1c8f0e-7a55-5b0c-9a53-6d61696c6163")
 _PARTS = ("profile", "mail", "caldav", "carddav")
 
 
+# Where the per-address UUIDs go.
+_UUID_SLOTS = {part: slot(f"uuid_{part}") for part in _PARTS}
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """The profile of a shape, or which side Apple Mail cannot log in to."""
+
+    template: Template | None
+    missing: str | None = None  # "incoming" or "outgoing"
+
+
 @dataclass(frozen=True, slots=True)
 class Compiled:
-    template: Template | None
-    identifier: str
-    slots: dict[str, str]  # part -> its marker in the template
-    unusable: str | None = None
+    shape: Shape  # shared by providers of one shape
+    identity: Mapping[str, str]
+    identifier: str  # raw, for the UUIDs
+    unusable: str | None = None  # why Apple Mail cannot use this provider
 
 
 def _apple_auth(server: Server) -> str | None:
@@ -57,30 +77,33 @@ def _first(servers: tuple[Server, ...], types: set[ServerType]) -> tuple[Server,
 
 
 def compile_provider(provider: Provider) -> Compiled:
-    identifier = provider.mobileconfig.identifier if provider.mobileconfig else provider.id
-    organization = provider.mobileconfig.organization if provider.mobileconfig else provider.name
-    incoming = _first(provider.served_incoming, {ServerType.IMAP, ServerType.POP3})
-    outgoing = _first(provider.served_outgoing, {ServerType.SMTP})
-    if incoming is None or outgoing is None:
-        kind = "incoming" if incoming is None else "outgoing"
-        reason = (
-            f"Apple Mail cannot use {provider.name}: no {kind} server offers a login it "
-            "knows (password, CRAM-MD5 or NTLM)"
-        )
-        return Compiled(None, identifier, {}, reason)
+    """Everything but the address, for one provider (the registry shares shapes instead)."""
+    return with_identity(compile_shape(shape_of(provider)), provider, identity_values(provider, ""))
 
-    # Markers for the per-address UUIDs: random, so no text in a domain file
-    # can look like one.
-    token = secrets.token_hex(8)
-    slots = {part: f"{token}-{part}" for part in _PARTS}
+
+def with_identity(shape: Shape, provider: Provider, identity: Mapping[str, str]) -> Compiled:
+    unusable = None
+    if shape.missing:
+        unusable = (
+            f"Apple Mail cannot use {provider.name}: no {shape.missing} server offers a "
+            "login it knows (password, CRAM-MD5 or NTLM)"
+        )
+    return Compiled(shape, identity, mobileconfig_of(provider).identifier, unusable)
+
+
+def compile_shape(shape: Provider) -> Shape:
+    incoming = _first(shape.served_incoming, {ServerType.IMAP, ServerType.POP3})
+    outgoing = _first(shape.served_outgoing, {ServerType.SMTP})
+    if incoming is None or outgoing is None:
+        return Shape(None, "incoming" if incoming is None else "outgoing")
     (server_in, auth_in), (server_out, auth_out) = incoming, outgoing
     mail: dict[str, Any] = {
         "PayloadType": "com.apple.mail.managed",
         "PayloadVersion": 1,
-        "PayloadIdentifier": f"{identifier}.{slots['profile']}.mail",
-        "PayloadUUID": slots["mail"],
-        "PayloadDisplayName": provider.name,
-        "EmailAccountDescription": provider.name,
+        "PayloadIdentifier": f"{IDENTIFIER}.{_UUID_SLOTS['profile']}.mail",
+        "PayloadUUID": _UUID_SLOTS["mail"],
+        "PayloadDisplayName": NAME,
+        "EmailAccountDescription": NAME,
         "EmailAccountType": _ACCOUNT_TYPES[server_in.type],
         "EmailAddress": EMAILADDRESS,
         "IncomingMailServerHostName": server_in.host,
@@ -100,27 +123,24 @@ def compile_provider(provider: Provider) -> Compiled:
         "allowMailDrop": True,
     }
     content = [mail]
-    for kind, dav in (("caldav", provider.calendar), ("carddav", provider.addressbook)):
+    for kind, dav in (("caldav", shape.calendar), ("carddav", shape.addressbook)):
         if dav is not None:
-            content.append(_dav(kind, dav, provider.name, identifier, slots))
+            content.append(_dav(kind, dav))
     profile = {
         "PayloadType": "Configuration",
         "PayloadVersion": 1,
-        "PayloadIdentifier": f"{identifier}.{slots['profile']}",
-        "PayloadUUID": slots["profile"],
-        "PayloadDisplayName": provider.name,
+        "PayloadIdentifier": f"{IDENTIFIER}.{_UUID_SLOTS['profile']}",
+        "PayloadUUID": _UUID_SLOTS["profile"],
+        "PayloadDisplayName": NAME,
         "PayloadDescription": f"Mail settings for {EMAILADDRESS}",
-        "PayloadOrganization": organization,
+        "PayloadOrganization": ORGANIZATION,
         "PayloadRemovalDisallowed": False,
         "PayloadContent": content,
     }
-    text = plistlib.dumps(profile, fmt=plistlib.FMT_XML, sort_keys=True).decode("utf-8")
-    return Compiled(Template(text, (*PLACEHOLDERS, *slots.values())), identifier, slots)
+    return Shape(Template(plistlib.dumps(profile, sort_keys=True).decode("utf-8")))
 
 
-def _dav(
-    kind: str, dav: DavService, name: str, identifier: str, slots: dict[str, str]
-) -> dict[str, Any]:
+def _dav(kind: str, dav: DavService) -> dict[str, Any]:
     """CalDAV or CardDAV: Apple wants host, port and SSL apart, and the URL as principal."""
     parts = urlsplit(dav.url)
     # Not parts.hostname: it lower-cases, and would turn %EMAILDOMAIN% into a
@@ -132,10 +152,10 @@ def _dav(
     return {
         "PayloadType": f"com.apple.{kind}.account",
         "PayloadVersion": 1,
-        "PayloadIdentifier": f"{identifier}.{slots['profile']}.{kind}",
-        "PayloadUUID": slots[kind],
-        "PayloadDisplayName": f"{name} ({'calendar' if kind == 'caldav' else 'contacts'})",
-        f"{prefix}AccountDescription": name,
+        "PayloadIdentifier": f"{IDENTIFIER}.{_UUID_SLOTS['profile']}.{kind}",
+        "PayloadUUID": _UUID_SLOTS[kind],
+        "PayloadDisplayName": f"{NAME} ({'calendar' if kind == 'caldav' else 'contacts'})",
+        f"{prefix}AccountDescription": NAME,
         f"{prefix}HostName": host,
         f"{prefix}Port": port or (443 if scheme == "https" else 80),
         f"{prefix}PrincipalURL": dav.url,
@@ -156,13 +176,14 @@ def profile_uuids(identifier: str, address: Address) -> dict[str, str]:
 
 def render(compiled: Compiled, address: Address) -> bytes:
     """The unsigned profile for one address; ClientCannotUse when Apple Mail cannot."""
-    if compiled.template is None:
+    template = compiled.shape.template
+    if template is None:
         raise ClientCannotUse(compiled.unusable or "no profile")
-    values = placeholder_values(address, address.domain)
+    values = {**compiled.identity, **placeholder_values(address, address.domain)}
     uuids = profile_uuids(compiled.identifier, address)
-    for part, marker in compiled.slots.items():
+    for part, marker in _UUID_SLOTS.items():
         values[marker] = uuids[part]
-    return compiled.template.fill(values)
+    return template.fill(values)
 
 
 def filename(domain: str) -> str:

@@ -9,7 +9,8 @@ for the document's syntax before they are filled in.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+import secrets
+from collections.abc import Mapping
 
 from autoconf.address import (
     EMAILADDRESS,
@@ -20,7 +21,20 @@ from autoconf.address import (
     xml_escape,
 )
 
-__all__ = ["PLACEHOLDERS", "Template", "placeholder_values"]
+__all__ = ["PLACEHOLDERS", "Template", "placeholder_values", "slot"]
+
+
+# Slots of our own (per-provider names, per-address UUIDs) carry a token made
+# at start-up, so no text in a domain file can be mistaken for one.
+_TOKEN = secrets.token_hex(6)
+_SLOTS = re.compile(
+    "(" + "|".join(re.escape(p) for p in PLACEHOLDERS) + r"|\{" + _TOKEN + r":[a-z_]+\})"
+)
+
+
+def slot(name: str) -> str:
+    """The marker of a named slot, to put in a document before it is serialized."""
+    return f"{{{_TOKEN}:{name}}}"
 
 
 class Template:
@@ -28,9 +42,8 @@ class Template:
 
     __slots__ = ("_pieces", "_slots")
 
-    def __init__(self, text: str, slots: Sequence[str]) -> None:
-        pattern = re.compile("(" + "|".join(re.escape(s) for s in slots) + ")")
-        pieces = pattern.split(text)
+    def __init__(self, text: str) -> None:
+        pieces = _SLOTS.split(text)
         # Even positions are literal text, odd positions are slot names.
         self._pieces = tuple(pieces)
         self._slots = frozenset(pieces[1::2])
@@ -40,7 +53,7 @@ class Template:
         return self._slots
 
     def fill(self, values: Mapping[str, str]) -> bytes:
-        """Join the pieces; a slot with no value keeps its own text (for the client)."""
+        """Join the pieces; a placeholder with no value stays (for the client to fill)."""
         pieces = self._pieces
         out = list(pieces)
         for index in range(1, len(pieces), 2):
