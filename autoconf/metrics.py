@@ -74,6 +74,7 @@ class Metrics:
             registry=self.registry,
             multiprocess_mode="livemostrecent",
         )
+        self._children: dict[tuple[str | None, int], Any] = {}
         for outcome in RELOAD_OUTCOMES:  # shown from the start, at 0
             self.reloads.labels(outcome)
 
@@ -83,8 +84,14 @@ class Metrics:
         self.broken.set(len(snapshot.broken))
 
     def count(self, endpoint: str | None, status: int) -> None:
-        name = endpoint.rpartition(".")[2] if endpoint else UNKNOWN_ENDPOINT
-        self.requests.labels(name, str(status)).inc()
+        # The labelled child is looked up once per (endpoint, status): labels()
+        # costs more than the count itself. Both are bounded sets.
+        key = (endpoint, status)
+        child = self._children.get(key)
+        if child is None:
+            name = endpoint.rpartition(".")[2] if endpoint else UNKNOWN_ENDPOINT
+            child = self._children[key] = self.requests.labels(name, str(status))
+        child.inc()
 
     def exposition(self) -> bytes:
         """The text format: of every process (multiprocess mode), or of this one."""

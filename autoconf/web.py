@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import cast
-from urllib.parse import quote
+from urllib.parse import quote, unquote_to_bytes
 
 from flask import Blueprint, Response, current_app, request
 
@@ -43,15 +43,21 @@ def service() -> Service:
 
 
 def _arg(name: str) -> str | None:
-    """A query parameter, its name compared case-insensitively (Outlook writes Email)."""
-    value = request.args.get(name)
-    if value is not None:
-        return value
+    """The first query parameter ``name``, compared case-insensitively (Outlook writes
+    Email). Read straight from the query string: the views need one or two values,
+    not Werkzeug's whole multi-dictionary."""
     wanted = name.lower()
-    for key, item in request.args.items():
-        if key.lower() == wanted:
-            return item
+    # WSGI hands the query over as bytes in latin-1 clothing; the values are UTF-8.
+    query = request.environ.get("QUERY_STRING", "").encode("latin-1", "replace")
+    for part in query.split(b"&"):
+        key, _, value = part.partition(b"=")
+        if _decoded(key).lower() == wanted:
+            return _decoded(value)
     return None
+
+
+def _decoded(raw: bytes) -> str:
+    return unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8", "replace")
 
 
 def _target(raw_address: str | None) -> tuple[Address | None, str, Entry[Compiled]]:
