@@ -8,6 +8,7 @@ the other files serve.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -77,11 +78,16 @@ class FolderResult:
 
 def domain_files(folder: Path) -> list[Path]:
     """The domain files of a folder, in name order; hidden and editor files are left out."""
-    return sorted(
-        p
-        for p in folder.iterdir()
-        if p.suffix in DOMAIN_FILE_SUFFIXES and not p.name.startswith(".") and p.is_file()
-    )
+    # os.scandir knows each entry's type without a stat of its own (100,000 files).
+    with os.scandir(folder) as entries:
+        names = sorted(
+            entry.name
+            for entry in entries
+            if entry.name.endswith(DOMAIN_FILE_SUFFIXES)
+            and not entry.name.startswith(".")
+            and entry.is_file()
+        )
+    return [folder / name for name in names]
 
 
 def _signature(paths: list[Path]) -> Signature:
@@ -160,29 +166,48 @@ def _read(
     return state, True
 
 
+@dataclass(frozen=True, slots=True)
+class Scan:
+    """The folder's files as they are now, and what differs from the previous scan."""
+
+    states: Mapping[str, LoadedFile]
+    changed: tuple[str, ...]  # new or changed: read anew
+    removed: tuple[str, ...]
+
+
+def scan_folder(folder: Path, previous: Mapping[str, LoadedFile] | None = None) -> Scan:
+    """Read the new and changed files; a file whose signature is unchanged is not opened."""
+    previous = previous or {}
+    states: dict[str, LoadedFile] = {}
+    changed = []
+    pool: dict[Server, Server] = {}
+    for path in domain_files(folder):
+        state, fresh = _read(path, previous.get(str(path)), pool)
+        states[str(path)] = state
+        if fresh:
+            changed.append(str(path))
+    removed = tuple(sorted(previous.keys() - states.keys()))
+    return Scan(states, tuple(changed), removed)
+
+
 def load_folder(folder: Path, previous: Mapping[str, LoadedFile] | None = None) -> FolderResult:
-    """Load every file (only new and changed ones when ``previous`` is given).
+    """Load every file (only new and changed ones when ``previous`` is given)."""
+    return resolve(scan_folder(folder, previous), previous or {})
+
+
+def resolve(scan: Scan, previous: Mapping[str, LoadedFile]) -> FolderResult:
+    """Which version of each file serves, and which files are broken.
 
     A file whose current version is broken serves its last good version, if
     it had one. A domain claimed by a second file makes that file broken; the
     file that served the domain before keeps it, then name order decides.
     """
-    previous = previous or {}
-    paths = domain_files(folder)
-    states: dict[str, LoadedFile] = {}
-    changed = []
-    pool: dict[Server, Server] = {}
-    for path in paths:
-        state, fresh = _read(path, previous.get(str(path)), pool)
-        states[str(path)] = state
-        if fresh:
-            changed.append(str(path))
-    removed = tuple(sorted(set(previous) - set(states)))
-
+    states = scan.states
     # Files that served before choose first, so that a new claim cannot take
     # a domain away from a file that has it.
     served_before = [f for f in states if f in previous and previous[f].last_good]
-    order = served_before + [f for f in states if f not in served_before]
+    first = set(served_before)
+    order = served_before + [f for f in states if f not in first]
     claimed: dict[str, DomainSource] = {}
     serving: dict[str, Provider] = {}
     broken: list[BrokenFile] = []
@@ -209,7 +234,7 @@ def load_folder(folder: Path, previous: Mapping[str, LoadedFile] | None = None) 
     broken.sort(key=lambda b: b.file)
     providers = tuple(serving[f] for f in states if f in serving)
     return FolderResult(
-        providers, tuple(broken), tuple(problems), len(paths), states, tuple(changed), removed
+        providers, tuple(broken), tuple(problems), len(states), states, scan.changed, scan.removed
     )
 
 
@@ -345,10 +370,12 @@ class Registry(Generic[T]):
 
     def reload(self) -> Changes:
         with self._lock:
-            result = load_folder(self.folder, self._states)
+            scan = scan_folder(self.folder, self._states)
+            if not scan.changed and not scan.removed and self.last_result is not None:
+                self._states = scan.states
+                return Changes()  # the common case: a poll that found nothing new
+            result = resolve(scan, self._states)
             self._states = result.states
-            if not result.changed and not result.removed and self.last_result is not None:
-                return Changes()
             snapshot = build_snapshot(result, self._compiled_for)
             live = {id(p) for p in result.providers}
             self._compiled = {k: v for k, v in self._compiled.items() if k in live}
