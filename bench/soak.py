@@ -15,7 +15,6 @@ import argparse
 import http.client
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,8 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+
+from harness import children_of, free_port  # bench/harness.py, beside this script
 
 ROOT = Path(__file__).resolve().parent.parent
 POX = (ROOT / "tests" / "data" / "pox-request.xml").read_bytes()
@@ -58,30 +59,11 @@ REQUESTS: list[tuple[str, str, bytes | None, tuple[int, ...]]] = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
-
-
-def workers_of(master: int) -> list[int]:
-    children = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == master:
-                children.append(int(entry.name))
-    return sorted(children)
 
 
 def ask(port: int, index: int) -> tuple[str, bool]:
@@ -169,13 +151,13 @@ def soak(args: argparse.Namespace, port: int, server: subprocess.Popen[bytes]) -
             return 1
         time.sleep(0.1)
     run_load(port, args.warmup, args.threads, time.monotonic() + args.max_seconds)
-    workers = workers_of(server.pid)
+    workers = children_of(server.pid)
     before = {pid: rss_kib(pid) for pid in workers}
 
     started = time.monotonic()
     outcomes = run_load(port, args.requests, args.threads, started + args.max_seconds)
     elapsed = time.monotonic() - started
-    after = {pid: rss_kib(pid) for pid in workers_of(server.pid)}
+    after = {pid: rss_kib(pid) for pid in children_of(server.pid)}
 
     done = sum(outcomes.values())
     errors = sum(n for label, n in outcomes.items() if label.startswith("ERROR"))
