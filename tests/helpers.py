@@ -22,6 +22,25 @@ SPEC_DEFAULT_PORTS = {
 }
 
 
+# A domain file with three errors (port out of range, missing security, a typo
+# for host), for tests that need a broken file beside good ones.
+BROKEN_YAML = """\
+provider:
+  id: broken.example
+domains:
+  - broken.example
+incoming:
+  - type: imap
+    host: imap.broken.example
+    security: ssl
+    port: 99999
+outgoing:
+  - type: smtp
+    hots: smtp.broken.example
+    security: starttls
+"""
+
+
 def provider_from_yaml(text: str, base_dir: Path = Path(".")) -> Provider:
     tree, problems = yamlio.load(text, "test.yaml")
     assert not problems, problems

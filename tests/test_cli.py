@@ -20,6 +20,7 @@ from lxml import etree
 from autoconf.app import create_app
 from autoconf.cli import main
 from autoconf.settings import Settings
+from tests.helpers import BROKEN_YAML
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "domains"
@@ -35,21 +36,6 @@ SUMMARY = re.compile(
     r"(?P<errors>\d+) errors, (?P<warnings>\d+) warnings"
 )
 
-BROKEN_YAML = """\
-provider:
-  id: broken.example
-domains:
-  - broken.example
-incoming:
-  - type: imap
-    host: imap.broken.example
-    security: ssl
-    port: 99999
-outgoing:
-  - type: smtp
-    hots: smtp.broken.example
-    security: starttls
-"""
 
 # Valid, but SMTP on port 25 is a lint warning (SPEC §1).
 WARNING_YAML = """\

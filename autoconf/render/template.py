@@ -40,17 +40,11 @@ def slot(name: str) -> str:
 class Template:
     """Text split at its slots; ``fill`` joins it with values for the slots."""
 
-    __slots__ = ("_pieces", "_slots")
+    __slots__ = ("_pieces",)
 
     def __init__(self, text: str) -> None:
-        pieces = _SLOTS.split(text)
         # Even positions are literal text, odd positions are slot names.
-        self._pieces = tuple(pieces)
-        self._slots = frozenset(pieces[1::2])
-
-    @property
-    def slots(self) -> frozenset[str]:
-        return self._slots
+        self._pieces = tuple(_SLOTS.split(text))
 
     def fill(self, values: Mapping[str, str]) -> bytes:
         """Join the pieces; a placeholder with no value stays (for the client to fill)."""

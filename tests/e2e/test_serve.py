@@ -27,7 +27,7 @@ import yaml
 from lxml import etree
 
 from tests.e2e.processes import start_service
-from tests.helpers import SPEC_DEFAULT_PORTS
+from tests.helpers import BROKEN_YAML, SPEC_DEFAULT_PORTS
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "domains"
@@ -54,21 +54,6 @@ AUTOCONFIG_PATHS = ("/mail/config-v1.1.xml", "/.well-known/autoconfig/mail/confi
 # listed by /healthz, and its domain not served, while the other files serve.
 BROKEN_NAME = "zz-broken.yaml"
 BROKEN_DOMAIN = "broken.example"
-BROKEN_YAML = """\
-provider:
-  id: broken.example
-domains:
-  - broken.example
-incoming:
-  - type: imap
-    host: imap.broken.example
-    security: ssl
-    port: 99999
-outgoing:
-  - type: smtp
-    hots: smtp.broken.example
-    security: starttls
-"""
 
 SOCKET_TYPES = {"ssl": "SSL", "starttls": "STARTTLS", "none": "plain"}
 POX_SSL = {"ssl": ("on", "SSL"), "starttls": ("on", "TLS"), "none": ("off", "None")}
