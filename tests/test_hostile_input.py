@@ -19,6 +19,7 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 import pytest
@@ -27,7 +28,7 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from lxml import etree
-from werkzeug.test import TestResponse
+from werkzeug.test import EnvironBuilder, TestResponse
 
 from autoconf.app import create_app
 from autoconf.render.autodiscover import (
@@ -334,9 +335,10 @@ def query_strings(draw: st.DrawFn, route: str = "other") -> str:
 # Headers: what a server hands the application is Latin-1 text without CR/LF.
 
 latin1 = st.text(st.characters(max_codepoint=255, exclude_characters="\r\n"), max_size=60)
-utf8_as_latin1 = st.text(st.characters(exclude_characters="\r\n"), max_size=30).map(
-    lambda s: s.encode("utf-8").decode("latin-1")
-)
+# (No lone surrogates: they have no UTF-8 form, and a client cannot send one.)
+utf8_as_latin1 = st.text(
+    st.characters(exclude_characters="\r\n", exclude_categories=("Cs",)), max_size=30
+).map(lambda s: s.encode("utf-8").decode("latin-1"))
 ODD_HOSTS = (
     "",
     " ",
@@ -915,6 +917,17 @@ def test_a_refused_method_names_the_allowed_ones(
     assert "GET" in allow and method not in allow, dict(response.headers)
 
 
+def direct_get(client: FlaskClient, path: str, host: str) -> Response:
+    """GET through the WSGI app itself. Werkzeug's test client works out the request's
+    URL again after the answer, and raises on hosts such as "XN--" that the app
+    has already answered (with a 400)."""
+    environ = EnvironBuilder(path=path, headers={"Host": host}).get_environ()
+    started: list[Any] = []
+    body = b"".join(client.application(environ, lambda *args: started.append(args)))
+    status, headers = started[0][0], started[0][1]
+    return Response(body, status=int(status.split()[0]), headers=headers)
+
+
 V1_QUERY = JSON_PATH + "?Email=alice@example.com&Protocol=AutodiscoverV1"
 V1_PATH = JSON_PATH + "/v1.0/alice@example.com?Protocol=autodiscoverv1"
 
@@ -925,9 +938,10 @@ V1_PATH = JSON_PATH + "/v1.0/alice@example.com?Protocol=autodiscoverv1"
 @example(host="", path=V1_PATH)
 @example(host="autoconfig.müller.example", path=V1_QUERY)  # raw UTF-8, as Latin-1
 @example(host="example.com:99999", path=V1_QUERY)
+@example(host="XN--", path=V1_QUERY)  # Werkzeug's own test client cannot even ask this
 def test_the_v1_url_names_a_host(clients: dict[bool, FlaskClient], host: str, path: str) -> None:
     """The AutodiscoverV1 answer points at this service: a URL with a host in it, or a 4xx."""
-    response = clients[False].get(path, headers={"Host": host})
+    response = direct_get(clients[False], path, host)
     event(f"{response.status_code} {outcome(response)}")
     if response.status_code != 200:  # refusing the request is fine (the main property checks how)
         assert 400 <= response.status_code < 500
