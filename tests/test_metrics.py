@@ -15,7 +15,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from autoconf.web import Service
+from autoconf.wsgi import Service
 from tests.test_reload import provider_yaml, write
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]

@@ -1,0 +1,316 @@
+"""The endpoints mail clients call (SPEC §3), answered in plain WSGI.
+
+Autoconfig, Outlook's POX and JSON autodiscover and Apple's profile are what
+every client of a hoster asks at once after an outage. Their answers are a
+lookup and a fill-in of tens of microseconds; Flask's request context, URL
+map and response objects would cost as much again and give them nothing. So
+each is a view from a :class:`Request` (read straight from the environ) to an
+:class:`Answer`, and :func:`machine_endpoints` routes their paths by a
+dictionary lookup. Every other path goes on to Flask: the page, ``/healthz``,
+``/metrics`` and every 404.
+
+Errors are raised as :class:`RequestError` and become an answer in one place,
+in the format of the endpoint that failed (:data:`ENDPOINTS`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any, Protocol
+from urllib.parse import unquote_to_bytes
+
+from werkzeug.wsgi import get_host
+
+from autoconf.address import Address, domain_from_host, parse_address
+from autoconf.errors import BadRequest, NotFound, PayloadTooLarge, RequestError
+from autoconf.registry import Entry, Registry
+from autoconf.render import Compiled, autoconfig, autodiscover, mobileconfig
+from autoconf.settings import Settings
+from autoconf.signing import Signer
+
+XML = "text/xml; charset=utf-8"
+JSON = "application/json"
+TEXT = "text/plain; charset=utf-8"
+
+Environ = dict[str, Any]
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
+
+# On every answer, errors included: no sniffing, nothing to run, no framing, no
+# referrer, and no cache along the way (answers name the asker's address). A view
+# may set its own (the page sets its own Content-Security-Policy).
+ANSWER_HEADERS = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"),
+    ("Referrer-Policy", "no-referrer"),
+    ("Cache-Control", "no-store"),
+)
+
+
+@dataclass
+class Service:
+    """What the views need: the settings and the current snapshot.
+
+    A reload replaces the registry's snapshot whole; a view reads it once.
+    """
+
+    settings: Settings
+    registry: Registry[Compiled]
+    signer: Signer | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    status: int
+    content_type: str
+    body: bytes
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+class Request:
+    """What a view reads of a WSGI request: query parameters, the host, the body."""
+
+    __slots__ = ("environ",)
+
+    def __init__(self, environ: Environ) -> None:
+        self.environ = environ
+
+    def arg(self, name: str) -> str | None:
+        """The first query parameter ``name``, compared case-insensitively (Outlook
+        writes Email). Read straight from the query string: the views need one or
+        two values, not a whole multi-dictionary."""
+        wanted = name.lower()
+        # WSGI hands the query over as bytes in latin-1 clothing; the values are UTF-8.
+        query = self.environ.get("QUERY_STRING", "").encode("latin-1", "replace")
+        for part in query.split(b"&"):
+            key, _, value = part.partition(b"=")
+            if _decoded(key).lower() == wanted:
+                return _decoded(value)
+        return None
+
+    @property
+    def host(self) -> str:
+        """The Host header (or the server's name), "" when its characters are invalid."""
+        return get_host(self.environ)
+
+    def body(self, limit: int) -> bytes:
+        """The request body; PayloadTooLarge past ``limit``, with or without Content-Length.
+
+        A body without a length is read only where the server has de-chunked it
+        (``wsgi.input_terminated``, as gunicorn does); otherwise it is empty.
+        """
+        stream = self.environ["wsgi.input"]
+        length = self.environ.get("CONTENT_LENGTH", "")
+        if length.isdigit():  # digits only: no sign, no space
+            if int(length) > limit:
+                raise PayloadTooLarge(f"the request body is larger than {limit // 1024} KiB")
+            remaining = int(length)
+        elif self.environ.get("wsgi.input_terminated"):
+            remaining = limit + 1
+        else:
+            return b""
+        chunks: list[bytes] = []
+        while remaining > 0:  # a stream may hand out less than asked for, so read on
+            chunk = stream.read(remaining)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        body = b"".join(chunks)
+        if len(body) > limit:
+            raise PayloadTooLarge(f"the request body is larger than {limit // 1024} KiB")
+        return body
+
+
+def _decoded(raw: bytes) -> str:
+    return unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8", "replace")
+
+
+def target(
+    service: Service, raw_address: str | None, host: str
+) -> tuple[Address | None, str, Entry[Compiled]]:
+    """The address (if given), the domain, and its entry; NotFound when there is none.
+
+    Without an address, the domain is the one the Host names (``autoconfig.`` dropped).
+    """
+    snapshot = service.registry.snapshot
+    if raw_address:
+        address = parse_address(raw_address)
+        entry = snapshot.lookup(address.domain)
+        if entry is None:
+            raise NotFound(f"no mail configuration for {address.domain}")
+        return address, address.domain, entry
+    domain = domain_from_host(host)
+    entry = snapshot.lookup(domain) if domain else None
+    if domain is None or entry is None:
+        raise NotFound("no email address given, and the host names no configured domain")
+    return None, domain, entry
+
+
+# ---------------------------------------------------------------------------
+# Views: a Request in, an Answer out
+
+
+def autoconfig_view(service: Service, request: Request, _: str) -> Answer:
+    raw = request.arg("emailaddress")
+    address, domain, entry = target(service, raw, "" if raw else request.host)
+    return Answer(200, XML, autoconfig.render(entry.compiled.autoconfig, address, domain))
+
+
+def pox_view(service: Service, request: Request, _: str) -> Answer:
+    if request.environ["REQUEST_METHOD"] != "POST":
+        # As Exchange answers a browser: an error document, HTTP 200.
+        return Answer(200, XML, autodiscover.error_document(600, "send a POST request"))
+    pox = autodiscover.parse_request(request.body(autodiscover.MAX_BODY))
+    address, _, entry = target(service, pox.email, "")
+    assert address is not None
+    body = autodiscover.render(entry.compiled.autodiscover, address, pox.response_schema)
+    return Answer(200, XML, body)
+
+
+def json_view(service: Service, request: Request, email: str) -> Answer:
+    raw = email or request.arg("Email")
+    if not raw:
+        raise BadRequest("no email address given (Email=...)")
+    _, _, entry = target(service, raw, "")
+    public_host = service.settings.public_host or request.host
+    if domain_from_host(public_host) is None:  # "" for a Host with invalid characters
+        raise BadRequest("the Host header names no host to point at; set AUTOCONF_PUBLIC_HOST")
+    body = autodiscover.render_json(request.arg("Protocol") or "", entry.provider, public_host)
+    return Answer(200, JSON, body)
+
+
+def mobileconfig_view(service: Service, request: Request, _: str) -> Answer:
+    raw = request.arg("emailaddress")
+    if not raw:
+        raise BadRequest("no email address given (emailaddress=...)")
+    address, domain, entry = target(service, raw, "")
+    assert address is not None
+    body = mobileconfig.render(entry.compiled.mobileconfig, address)
+    if service.signer is not None:
+        body = service.signer.sign(body)
+    disposition = f'attachment; filename="{mobileconfig.filename(domain)}"'
+    return Answer(200, mobileconfig.CONTENT_TYPE, body, (("Content-Disposition", disposition),))
+
+
+# ---------------------------------------------------------------------------
+# Errors, in each endpoint's format
+
+
+def text_error(exc: RequestError) -> Answer:
+    """A one-line reason: for endpoints whose clients read no error document."""
+    return Answer(exc.status, TEXT, f"{exc.reason}\n".encode())
+
+
+def pox_error(exc: RequestError) -> Answer:
+    # Exchange answers a malformed request with its error document and HTTP 200.
+    status = 200 if exc.status == 400 else exc.status
+    return Answer(status, XML, autodiscover.error_document(exc.pox_code, exc.reason))
+
+
+def json_error(exc: RequestError) -> Answer:
+    return Answer(exc.status, JSON, autodiscover.json_error(exc.json_code, exc.reason))
+
+
+# ---------------------------------------------------------------------------
+# Routing
+
+
+class View(Protocol):
+    def __call__(self, service: Service, request: Request, email: str, /) -> Answer: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    name: str  # as the metrics count it
+    methods: tuple[str, ...]  # besides OPTIONS, which every endpoint answers
+    view: View
+    error: Callable[[RequestError], Answer]
+
+    @property
+    def allow(self) -> str:
+        return ", ".join(sorted({*self.methods, "OPTIONS"}))
+
+
+AUTOCONFIG = Endpoint("autoconfig", ("GET", "HEAD"), autoconfig_view, text_error)
+POX = Endpoint("pox", ("GET", "HEAD", "POST"), pox_view, pox_error)
+JSON_ENDPOINT = Endpoint("json", ("GET", "HEAD"), json_view, json_error)
+MOBILECONFIG = Endpoint("mobileconfig", ("GET", "HEAD"), mobileconfig_view, text_error)
+
+ENDPOINTS = {
+    "/mail/config-v1.1.xml": AUTOCONFIG,
+    "/.well-known/autoconfig/mail/config-v1.1.xml": AUTOCONFIG,
+    "/autodiscover/autodiscover.xml": POX,
+    "/autodiscover/autodiscover.json": JSON_ENDPOINT,
+    "/mobileconfig": MOBILECONFIG,
+}
+# The v2 form with the address in the path: .../v1.0/alice@example.com.
+JSON_V1_PREFIX = "/autodiscover/autodiscover.json/v1.0/"
+# Outlook writes the autodiscover paths in any letter case; the rest of the path
+# (an address in the v2 form) is left as it is.
+CASE_INSENSITIVE_PREFIXES = ("/autodiscover/autodiscover.xml", "/autodiscover/autodiscover.json")
+
+_STATUS_LINES = {s.value: f"{s.value} {s.phrase}" for s in HTTPStatus}
+
+
+def route(path: str) -> tuple[Endpoint, str] | None:
+    """The endpoint of a path (compared as Outlook writes it) and the address the
+    path carries ("" if none); None for a path that is not a client endpoint."""
+    endpoint = ENDPOINTS.get(path)
+    if endpoint is not None:
+        return endpoint, ""
+    lowered = path[:40].lower()
+    for prefix in CASE_INSENSITIVE_PREFIXES:
+        if lowered.startswith(prefix):
+            path = prefix + path[len(prefix) :]
+            break
+    else:
+        return None
+    endpoint = ENDPOINTS.get(path)
+    if endpoint is not None:
+        return endpoint, ""
+    if path.startswith(JSON_V1_PREFIX):
+        # As PEP 3333 hands it over: the decoded path's bytes as latin-1.
+        email = path[len(JSON_V1_PREFIX) :].encode("latin-1", "replace").decode("utf-8", "replace")
+        # Not empty, no leading slash, no line feed after the first character (as
+        # Werkzeug's <path:...>, which served this route before, matched).
+        if email and email[0] != "/" and "\n" not in email[1:]:
+            return JSON_ENDPOINT, email
+    return None
+
+
+def machine_endpoints(
+    service: Service, count: Callable[[str, int], None], others: WSGIApp
+) -> WSGIApp:
+    """A WSGI app answering the client endpoints, and handing any other path to
+    ``others``; ``count(endpoint, status)`` is called for each answer it gives."""
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        routed = route(environ.get("PATH_INFO", ""))
+        if routed is None:
+            return others(environ, start_response)
+        endpoint, email = routed
+        method = environ.get("REQUEST_METHOD", "GET")
+        if method in endpoint.methods:
+            try:
+                answer = endpoint.view(service, Request(environ), email)
+            except RequestError as exc:
+                answer = endpoint.error(exc)
+        elif method == "OPTIONS":
+            answer = Answer(200, TEXT, b"", (("Allow", endpoint.allow),))
+        else:  # RFC 9110: a 405 names the methods that are allowed
+            reason = f"this path answers {endpoint.allow}\n".encode()
+            answer = Answer(405, TEXT, reason, (("Allow", endpoint.allow),))
+        count(endpoint.name, answer.status)
+        headers = [
+            ("Content-Type", answer.content_type),
+            ("Content-Length", str(len(answer.body))),
+            *answer.headers,
+            *ANSWER_HEADERS,
+        ]
+        start_response(_STATUS_LINES[answer.status], headers)
+        return [b""] if method == "HEAD" else [answer.body]
+
+    return app
