@@ -11,8 +11,10 @@ autoconfig GET, POX POST and mobileconfig:
 - every autoconf function with its calls and own time per request, which is
   where anything built per request that could have been built at load would
   show;
-- the top functions by own time;
-- what each before/after-request hook of the app costs (the time without it).
+- the top functions by own time.
+
+The client endpoints are answered in plain WSGI (autoconf/wsgi.py), so
+Flask's hooks play no part in them; the ceiling goes through Flask.
 
     .venv/bin/python bench/profile_request.py               # 20,000 requests each
     .venv/bin/python bench/profile_request.py -n 2000 --endpoints pox
@@ -127,28 +129,6 @@ def report(stats: pstats.Stats, count: int, out: io.StringIO) -> None:
         print(f"    {where:<52}{calls / count:6.2f}x {tt / count * 1e6:7.2f} us", file=out)
 
 
-def hooks(app: Any, spec: dict[str, Any], count: int, us_ours: float, out: io.StringIO) -> None:
-    """What each app-wide before/after-request hook costs: the time without it.
-
-    Only this process's app is changed (a hook taken out, then put back); the
-    service's code is not.
-    """
-    for table in (app.before_request_funcs, app.after_request_funcs):
-        functions = table.get(None, [])
-        for index, function in enumerate(list(functions)):
-            del functions[index]
-            try:
-                us = min(per_request_us(app, spec, count) for _ in range(3))
-            finally:
-                functions.insert(index, function)
-            name = getattr(function, "__qualname__", repr(function))
-            module = getattr(function, "__module__", "")
-            print(
-                f"  without the hook {module}.{name}: {us:.1f} us (it costs {us_ours - us:.1f} us)",
-                file=out,
-            )
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-n", "--requests", type=int, default=20_000)
@@ -179,7 +159,6 @@ def main() -> int:
             f"(in-process ratio ours/ceiling in requests per second: {us_top / us_ours:.2f})",
             file=out,
         )
-        hooks(ours, spec, args.requests, us_ours, out)
         prepared = environs(spec, args.requests)
         profiler = cProfile.Profile()
         profiler.enable()
