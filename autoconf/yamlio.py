@@ -20,6 +20,7 @@ from autoconf.errors import ConfigError
 # about 100,000 values.
 MAX_NODES = 2_000_000
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_STR_TAG = "tag:yaml.org,2002:str"
 
 
 # libyaml's parser is several times faster; the tree walk below is the same.
@@ -83,6 +84,8 @@ class _Builder:
                 result.append(self.build(item, f"{path}[{index}]"))
                 result.item_lines.append(item.start_mark.line + 1)
             return result
+        if node.tag == _STR_TAG:  # most values: the text itself, as SafeLoader builds it
+            return node.value
         return self.loader.construct_object(node, deep=True)
 
     def _key(self, node: yaml.Node) -> str:
@@ -173,7 +176,9 @@ def load(text: str, file: str) -> tuple[Any, list[ConfigError]]:
         if node is None:
             return None, [ConfigError(file, 1, "(root)", "the file is empty")]
         try:
-            too_large = _expanded_size(node, {}) > MAX_NODES
+            # Without an anchor (&) there is no alias, and the tree is no larger
+            # than the text: only a file with one needs counting.
+            too_large = "&" in text and _expanded_size(node, {}) > MAX_NODES
         except RecursionError:
             return None, [ConfigError(file, 1, "(yaml)", "nested too deeply")]
         if too_large:

@@ -326,3 +326,17 @@ def test_alias_bomb_is_refused_quickly_and_without_eating_memory() -> None:
     # 1 KiB file must not cost more than that. Reloads run while serving.
     cost = {"seconds": round(report["seconds"], 2), "grown_mb": round(report["grown_mb"])}
     assert cost["seconds"] < 1.0 and cost["grown_mb"] < 100, cost
+
+
+def test_tagged_and_untagged_strings() -> None:
+    tree, errors = yamlio.load("a: !!str 123\nb: '007'\nc: plain\nd: 7\n", "f.yaml")
+    assert errors == []
+    assert tree == {"a": "123", "b": "007", "c": "plain", "d": 7}
+
+
+def test_an_alias_without_its_anchor_is_a_syntax_error() -> None:
+    # Files without "&" skip the alias count: an alias there can only be undefined.
+    tree, errors = yamlio.load("a: x\nb: *nowhere\n", "f.yaml")
+    assert tree is None
+    assert [(e.line, e.path) for e in errors] == [(2, "(yaml)")]
+    assert "alias" in errors[0].message
