@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from autoconf import registry as registry_module
 from autoconf import render
-from autoconf.registry import Registry
+from autoconf.registry import Registry, folder_mark
 from autoconf.render import Compiled
 from autoconf.watch import Watcher
 
@@ -142,3 +143,56 @@ def test_the_watcher_swaps_within_seconds(registry: Registry[Compiled], tmp_path
     while host_for(registry, "w.example") is None:
         assert time.monotonic() < deadline, "the watcher did not pick up the new file"
         time.sleep(0.05)
+
+
+def test_a_poll_that_finds_nothing_new_walks_no_file_state(
+    registry: Registry[Compiled], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Under gunicorn, walking every file's state would unshare the master's pages.
+    def scan(*args: object) -> None:
+        raise AssertionError("the folder was scanned file by file")
+
+    monkeypatch.setattr(registry_module, "scan_folder", scan)
+    assert not registry.reload()
+
+
+def test_the_folder_mark_moves_with_every_change(tmp_path: Path) -> None:
+    write(tmp_path / "a.yaml", provider_yaml("a.example"))
+    write(tmp_path / "list.txt", "x.example\n")
+    dependencies = (tmp_path / "list.txt",)
+    marks = [folder_mark(tmp_path, dependencies)]
+
+    def moved() -> bool:
+        marks.append(folder_mark(tmp_path, dependencies))
+        return marks[-1] != marks[-2]
+
+    assert not moved()  # nothing changed: the same mark
+    (tmp_path / "notes.txt").write_text("not a domain file")
+    (tmp_path / ".hidden.yaml").write_text("not a domain file either")
+    assert not moved()
+    write(tmp_path / "a.yaml", provider_yaml("a.example", host="imap2.example.com"))
+    assert moved()  # content and time
+    stamp = (tmp_path / "a.yaml").stat().st_mtime_ns + 10**9
+    os.utime(tmp_path / "a.yaml", ns=(stamp, stamp))
+    assert moved()  # touched only
+    write(tmp_path / "b.yaml", provider_yaml("b.example"))
+    assert moved()  # added
+    (tmp_path / "b.yaml").rename(tmp_path / "c.yaml")
+    assert moved()  # renamed
+    (tmp_path / "c.yaml").unlink()
+    assert moved()  # removed: the folder is as it was after the touch
+    assert marks[-1] == marks[-4]
+    write(tmp_path / "list.txt", "x.example\ny.example\n")
+    assert moved()  # a domains_from file
+
+
+def test_a_domains_from_file_named_anew_is_watched(tmp_path: Path) -> None:
+    write(tmp_path / "h.yaml", provider_yaml("h.example"))
+    registry = Registry(tmp_path, render.compile_provider)
+    registry.reload()
+    write(tmp_path / "list.txt", "x.example\n")
+    write(tmp_path / "h.yaml", provider_yaml("h.example", extra="domains_from: list.txt\n"))
+    assert registry.reload().added == ("x.example",)
+    assert not registry.reload()
+    write(tmp_path / "list.txt", "x.example\ny.example\n")
+    assert registry.reload().added == ("y.example",)
