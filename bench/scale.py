@@ -249,16 +249,13 @@ def measure_serve(
     port = free_port()
     bind = f"127.0.0.1:{port}"
     env = clean_env(home)
-    if args.worker_timeout or args.gc_freeze:
-        # The service's own gunicorn settings, with a longer worker timeout, or
-        # with gc.freeze() before the fork (bench/gc_freeze_conf.py).
+    if args.worker_timeout:
+        # The service's own gunicorn settings, with a longer worker timeout.
         gunicorn = str(Path(sys.executable).parent / "gunicorn")
-        conf = "python:gc_freeze_conf" if args.gc_freeze else "python:autoconf.gunicorn_conf"
+        conf = "python:autoconf.gunicorn_conf"
         command = [gunicorn, "-c", conf, "--bind", bind, "--workers", "2"]
-        if args.worker_timeout:
-            command += ["--timeout", str(args.worker_timeout)]
+        command += ["--timeout", str(args.worker_timeout)]
         env["AUTOCONF_DOMAINS"] = str(folder)
-        env["PYTHONPATH"] = str(ROOT / "bench")
     else:
         command = [str(Path(sys.executable).parent / "mail-autoconf"), "serve"]
         command += ["--domains", str(folder), "--bind", bind, "--workers", "2"]
@@ -369,11 +366,6 @@ def main() -> int:
         default=0,
         help="run gunicorn -c python:autoconf.gunicorn_conf with this --timeout instead of "
         "`mail-autoconf serve` (its 30 s)",
-    )
-    parser.add_argument(
-        "--gc-freeze",
-        action="store_true",
-        help="an experiment: the service's gunicorn settings plus gc.freeze() before the fork",
     )
     parser.add_argument(
         "--profile-size", type=int, default=10_000, help="cProfile this many files' load (0: none)"
