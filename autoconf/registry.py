@@ -410,6 +410,10 @@ class Registry(Generic[T]):
         self._compiled[id(provider)] = (provider, compiled)
         return compiled
 
+    def watched_folders(self) -> set[Path]:
+        """The folder, and the folders of the domains_from files its files name."""
+        return {self.folder, *(path.parent for path in self._dependencies)}
+
     def reload(self) -> Changes:
         with self._lock:
             # Marked before the scan: a change made while it runs shows next time.

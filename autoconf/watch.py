@@ -1,8 +1,12 @@
-"""Live reload: each serving process polls its domain folder and swaps in new snapshots.
+"""Live reload: each serving process watches its domain folder and swaps in new snapshots.
 
-Polling needs no extra dependency and works on every file system, in
-containers and on Kubernetes ConfigMaps (which change files by renaming a
-symlink). A scan only stats files; it reads and compiles just the changed ones.
+A reload first compares one mark of the folder (names, times, sizes); only when
+that moved does it scan, reading and compiling just the changed files. It runs
+when inotify reports a change in the folder (or in the folder of a domains_from
+file), and every ``interval`` seconds as a poll: polling works on every file
+system, in containers and on Kubernetes ConfigMaps (which change files by
+renaming a symlink). With inotify at hand the poll is only a safety net, and
+backs off further when it is costly (100,000 files); see :mod:`autoconf.events`.
 """
 
 from __future__ import annotations
@@ -13,14 +17,21 @@ import threading
 import time
 from typing import Any
 
+from autoconf.events import open_events
 from autoconf.registry import Changes, Registry
 
 log = logging.getLogger("autoconf")
 
 POLL_SECONDS = 1.0
-# A scan that takes long (100,000 files) is not repeated back to back: the
-# pause is at least this many times the scan's own duration.
+# A reload that takes long (100,000 files) is not repeated back to back: the
+# pause is at least this many times its own duration (so at most a tenth of a
+# core goes to reloading, however often files change).
 POLL_BACKOFF = 10
+# With inotify reporting changes, the poll that finds nothing new is only a
+# safety net: at least this many times its own duration apart.
+SAFETY_BACKOFF = 60
+# After an event, a little time for the rest of a burst of writes to land.
+SETTLE_SECONDS = 0.2
 
 
 def _listed(names: tuple[str, ...], limit: int = 10) -> str:
@@ -42,7 +53,7 @@ def report(changes: Changes) -> None:
 
 
 class Watcher:
-    """Polls the registry's folder from a daemon thread, one thread per process.
+    """Watches the registry's folder from a daemon thread, one thread per process.
 
     ``ensure_running`` is cheap and idempotent. Called on every request, it
     starts the thread in a process that has none: gunicorn forks its workers
@@ -85,7 +96,18 @@ class Watcher:
         return time.monotonic() - started
 
     def _run(self) -> None:
+        events = open_events(self.registry.watched_folders())
+        elapsed = 0.0
         while True:
-            time.sleep(self.interval)
+            if events is None:
+                time.sleep(max(self.interval, POLL_BACKOFF * elapsed))
+            else:
+                gap = max(SETTLE_SECONDS, POLL_BACKOFF * elapsed)
+                time.sleep(gap)  # the least time between two reloads
+                idle = max(self.interval, SAFETY_BACKOFF * elapsed) - gap
+                if events.wait(idle):  # a change: reload once the burst has landed
+                    time.sleep(SETTLE_SECONDS)
+                    events.drain()
             elapsed = self._reload_logged()
-            time.sleep(max(0.0, POLL_BACKOFF * elapsed - self.interval))
+            if events is not None:  # a domains_from file may name another folder now
+                events.watch(self.registry.watched_folders())
