@@ -104,8 +104,8 @@ class Request:
         stream = self.environ["wsgi.input"]
         length = self.environ.get("CONTENT_LENGTH", "")
         if length.isdigit():  # digits only: no sign, no space
-            if int(length) > limit:
-                raise PayloadTooLarge(f"the request body is larger than {limit // 1024} KiB")
+            if int(length) > limit:  # refused before reading any of it
+                raise _too_large(limit)
             remaining = int(length)
         elif self.environ.get("wsgi.input_terminated"):
             remaining = limit + 1
@@ -120,8 +120,12 @@ class Request:
             remaining -= len(chunk)
         body = b"".join(chunks)
         if len(body) > limit:
-            raise PayloadTooLarge(f"the request body is larger than {limit // 1024} KiB")
+            raise _too_large(limit)
         return body
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"the request body is larger than {limit // 1024} KiB")
 
 
 def _decoded(raw: bytes) -> str:

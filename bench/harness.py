@@ -126,11 +126,6 @@ class Result:
 CLOCK_TICK = os.sysconf("SC_CLK_TCK")
 
 
-def process_cpu_s(pids: Sequence[int]) -> float:
-    """User and system CPU seconds of these processes (all their threads)."""
-    return sum(each_process_cpu_s(pids))
-
-
 def each_process_cpu_s(pids: Sequence[int]) -> list[float]:
     """User and system CPU seconds of each process (0 for one that is gone)."""
     seconds = []
