@@ -24,6 +24,18 @@ class Settings:
     sign_chain: Path | None = None
     log_addresses: str = "redact"
     reload_seconds: float = 1.0
+    # Where the service keeps what it must remember across restarts (which file
+    # serves each domain, last good versions, the log key). None: beside the
+    # domain folder (see state_folder).
+    state: Path | None = None
+
+    @property
+    def state_folder(self) -> Path:
+        """AUTOCONF_STATE, else systemd's $STATE_DIRECTORY, else ``<domains>.state``
+        beside the domain folder."""
+        if self.state is not None:
+            return self.state
+        return self.domains.parent / f"{self.domains.name}.state"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -61,6 +73,7 @@ class Settings:
             sign_chain=path("AUTOCONF_SIGN_CHAIN"),
             log_addresses=log_addresses,
             reload_seconds=reload_seconds,
+            state=path("AUTOCONF_STATE") or path("STATE_DIRECTORY"),
         )
 
     def check(self) -> None:
