@@ -19,6 +19,7 @@ from autoconf.errors import MethodNotAllowed, NotFound, RequestError
 from autoconf.render import page
 from autoconf.settings import Settings
 from autoconf.signing import load_signer
+from autoconf.state import StateFolder
 from autoconf.watch import Watcher
 from autoconf.web import blueprint, html, page_language
 from autoconf.wsgi import (
@@ -66,23 +67,35 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__)
 
     meter = metrics.Metrics()
-    registry = metrics.MeteredRegistry(settings.domains, render.Compiler(), meter)
-    for problem in registry.reload().problems:
-        if problem.is_error:
-            log.error("%s", problem)
+    registry = metrics.MeteredRegistry(
+        settings.domains,
+        render.Compiler(),
+        meter,
+        limits=settings.limits(),
+        state=StateFolder(settings.state_folder),
+        grace=settings.grace_seconds,
+        max_drop=settings.max_drop,
+    )
+    changes = registry.reload()
+    for problem in changes.problems:
+        (log.error if problem.is_error else log.warning)("%s", problem)
+    if changes.held_back:
+        log.error("start: %s", changes.held_back)
     snapshot = registry.snapshot
     for broken in snapshot.broken:
-        log.error("%s: skipped, its domains are not served", broken.file)
+        state = "its last good version serves" if broken.serving_last_good else "not served"
+        log.error("%s: broken, %s", broken.file, state)
     log.info(
-        "serving %d domains of %d providers from %s (%d broken files)",
+        "serving %d domains of %d providers from %s (%d broken files, %d contested domains)",
         snapshot.domain_count,
         len(snapshot.entries),
         settings.domains,
         len(snapshot.broken),
+        len(snapshot.contests),
     )
     if signer is not None:
         log.info("signing Apple profiles as %s", signer.subject)
-    watcher = Watcher(registry, settings.reload_seconds)
+    watcher = app.extensions["autoconf.watcher"] = Watcher(registry, settings.reload_seconds)
     service = app.extensions["autoconf"] = Service(settings, registry, signer)
     app.register_blueprint(blueprint)
     metrics.init_app(app, meter)  # GET /metrics, and every answer counted

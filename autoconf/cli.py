@@ -15,11 +15,14 @@ from autoconf import render as renderers
 from autoconf.address import InvalidDomain, parse_address
 from autoconf.errors import NotFound, RequestError
 from autoconf.model import normalize_domain_pattern
-from autoconf.registry import build_snapshot, load_folder
+from autoconf.ownership import EMPTY, FolderResult
+from autoconf.registry import load_folder
 from autoconf.render import autoconfig, autodiscover, mobileconfig
 from autoconf.render import dns as dns_records
 from autoconf.settings import Settings, SettingsError
 from autoconf.signing import load_signer
+from autoconf.snapshot import build_snapshot
+from autoconf.state import StateFolder
 
 
 class Exit(IntEnum):
@@ -40,6 +43,18 @@ _domains_option = click.option(
 def _settings(**overrides: Any) -> Settings:
     """The environment's settings, with the options given on the command line."""
     return replace(Settings.from_env(), **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _load(settings: Settings) -> FolderResult:
+    """The folder as the service would resolve it now: with what its state folder
+    remembers (read, never written) when this user may read it."""
+    stored = StateFolder(settings.state_folder, read_only=True).load()
+    return load_folder(
+        settings.domains,
+        stored.as_previous() if stored is not None else EMPTY,
+        limits=settings.limits(),
+        grace=settings.grace_seconds,
+    )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -86,18 +101,26 @@ def check(folder: Path | None, strict: bool) -> int:
     if not folder.is_dir():
         click.echo(f"{folder}: not a folder", err=True)
         return Exit.USAGE
-    result = load_folder(folder)
+    if folder.resolve() != settings.domains.resolve():
+        settings = replace(settings, domains=folder, state=None)
+    result = _load(settings)
     for problem in result.problems:
         click.echo(str(problem))
+    for contest in result.contests:
+        served = f"served by {contest.owner}" if contest.owner else "served by none of them"
+        click.echo(f"{contest.domain}: claimed by {', '.join(contest.claimants)}; {served}")
+    for held in result.held:
+        click.echo(f"{held.file}: missing; its last version serves until its grace ends")
     try:
         load_signer(settings)
         signing_ok = True
     except SettingsError as exc:
         click.echo(f"signing: {exc}")
         signing_ok = False
-    domains = sum(len(p.domains) for p in result.providers)
+    domains = result.domain_count
+    contested = f", {len(result.contests)} contested" if result.contests else ""
     click.echo(
-        f"{result.files} files, {len(result.providers)} providers, {domains} domains: "
+        f"{result.files} files, {len(result.providers)} providers, {domains} domains{contested}: "
         f"{len(result.errors)} errors, {len(result.warnings)} warnings"
     )
     if result.errors or not signing_ok or (strict and result.warnings):
@@ -121,7 +144,7 @@ def render_command(address: str, fmt: str, domains: Path | None, public_host: st
     settings = _settings(domains=domains, public_host=public_host)
     settings.check()
     signer = load_signer(settings) if fmt == "mobileconfig" else None
-    snapshot = build_snapshot(load_folder(settings.domains), renderers.Compiler())
+    snapshot = build_snapshot(_load(settings), renderers.Compiler())
     try:
         parsed = parse_address(address)
         entry = snapshot.lookup(parsed.domain)
@@ -162,7 +185,7 @@ def dns(domain: str, domains: Path | None, public_host: str | None) -> int:
     except InvalidDomain as exc:
         click.echo(f"{domain}: {exc}", err=True)
         return Exit.USAGE
-    result = load_folder(settings.domains)
+    result = _load(settings)
     if pattern.startswith("*"):
         provider = next((p for p in result.providers if pattern in p.domains), None)
         if provider is None:
@@ -227,7 +250,7 @@ def probe(domain: str, domains: Path | None, ca_file: Path | None, timeout: floa
     except InvalidDomain as exc:
         click.echo(f"{domain}: {exc}", err=True)
         return Exit.USAGE
-    entry = build_snapshot(load_folder(settings.domains), lambda p: None).lookup(target)
+    entry = build_snapshot(_load(settings), lambda p: None).lookup(target)
     if entry is None:
         click.echo(f"{target}: no domain file serves this domain", err=True)
         return Exit.INVALID

@@ -28,6 +28,8 @@ class ConfigError:
 
     def __str__(self) -> str:
         prefix = "warning: " if self.severity is Severity.WARNING else ""
+        if self.line <= 0 and not self.path:  # about the whole file: FILE: message
+            return f"{self.file}: {prefix}{self.message}"
         return f"{self.file}:{self.line}: {self.path}: {prefix}{self.message}"
 
     @property

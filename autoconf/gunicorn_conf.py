@@ -17,6 +17,7 @@ import gc
 import logging
 import os
 import shutil
+import signal
 from typing import Any
 
 from autoconf.server import ACCESS_LOG_FORMAT, AccessLogger, prepare_metrics_folder
@@ -33,6 +34,8 @@ __all__ = [
     "proc_name",
     "control_socket_disable",
     "worker_tmp_dir",
+    "when_ready",
+    "on_reload",
     "pre_fork",
     "child_exit",
     "on_exit",
@@ -70,6 +73,29 @@ logging.basicConfig(
 )
 _private_metrics = prepare_metrics_folder(os.environ)
 _master = os.getpid()
+
+
+def _watcher(server: Any) -> Any:
+    return server.app.wsgi().extensions["autoconf.watcher"]
+
+
+def when_ready(server: Any) -> None:
+    """In the master, before the first workers fork: it loads for all of them.
+
+    Its watcher thread reloads the folder; a reload that changes what is served
+    sends the master SIGHUP, which forks new workers (they inherit the new
+    snapshot) and lets the old ones finish their requests and go. So every
+    worker, and any worker started later (after a crash or ``kill -9``),
+    answers from the master's one snapshot."""
+    master = os.getpid()
+    _watcher(server).serve_from_master(lambda: os.kill(master, signal.SIGHUP))
+
+
+def on_reload(server: Any) -> None:
+    """SIGHUP, in the master, before the new workers fork: the operator's SIGHUP
+    reloads the folder (``STATE/force-reload`` overrides the guard against an
+    empty or halved folder); the watcher's own SIGHUP has reloaded already."""
+    _watcher(server).hang_up()
 
 
 def pre_fork(server: Any, worker: Any) -> None:

@@ -27,12 +27,13 @@ from prometheus_client import (
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from autoconf.model import Provider
-from autoconf.registry import Changes, Registry, Snapshot
+from autoconf.registry import Changes, Registry
+from autoconf.snapshot import Snapshot
 
 T = TypeVar("T")
 
 MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
-RELOAD_OUTCOMES = ("changed", "unchanged", "failed")
+RELOAD_OUTCOMES = ("changed", "unchanged", "held", "failed")
 # Requests that matched no route are counted under this name, never under their
 # path: paths are the asker's to choose, and every new label value is a new series.
 UNKNOWN_ENDPOINT = "unknown"
@@ -54,8 +55,9 @@ class Metrics:
         )
         self.reloads = Counter(
             "autoconf_reloads",
-            "Reads of the domain folder, by outcome: changed, unchanged, or failed "
-            "(the folder could not be read; the last snapshot keeps serving)",
+            "Reads of the domain folder, by outcome: changed, unchanged, held (it looked "
+            "like an accident, such as an empty folder: the last snapshot keeps serving), "
+            "or failed (the folder could not be read; the last snapshot keeps serving)",
             ["outcome"],
             registry=self.registry,
         )
@@ -79,7 +81,8 @@ class Metrics:
             self.reloads.labels(outcome)
 
     def reloaded(self, snapshot: Snapshot[Any], changes: Changes) -> None:
-        self.reloads.labels("changed" if changes else "unchanged").inc()
+        outcome = "held" if changes.held_back else "changed" if changes else "unchanged"
+        self.reloads.labels(outcome).inc()
         self.domains.set(snapshot.domain_count)
         self.broken.set(len(snapshot.broken))
 
@@ -105,13 +108,15 @@ class Metrics:
 class MeteredRegistry(Registry[T]):
     """A Registry whose every reload is counted and sets the gauges."""
 
-    def __init__(self, folder: Path, compile: Callable[[Provider], T], metrics: Metrics) -> None:
-        super().__init__(folder, compile)
+    def __init__(
+        self, folder: Path, compile: Callable[[Provider], T], metrics: Metrics, **options: Any
+    ) -> None:
+        super().__init__(folder, compile, **options)
         self.metrics = metrics
 
-    def reload(self) -> Changes:
+    def reload(self, *, force: bool = False) -> Changes:
         try:
-            changes = super().reload()
+            changes = super().reload(force=force)
         except Exception:
             self.metrics.reloads.labels("failed").inc()
             raise

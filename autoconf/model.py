@@ -8,13 +8,17 @@ Lint warnings live in :mod:`autoconf.lint`; they never stop a file from serving.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from array import array
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
 
-from autoconf.address import EMAILADDRESS, InvalidDomain, normalize_domain
+from publicsuffixlist import PublicSuffixList
+
+from autoconf.address import EMAILADDRESS, MAX_DOMAIN, InvalidDomain, normalize_domain
 from autoconf.errors import ConfigError
 from autoconf.schema import HOST_PLACEHOLDERS, Checker, describe
 from autoconf.yamlio import MarkedMap
@@ -129,6 +133,24 @@ class DomainSource:
 
 
 @dataclass(frozen=True, slots=True)
+class DomainOrigins:
+    """Where each of a provider's domains was written, kept compactly: a
+    ``domains_from`` list holds a million, and a DomainSource each would cost
+    more than the domains themselves. :meth:`source` makes one when asked."""
+
+    file: str
+    list_file: str  # the domains_from file, "" when there is none
+    lines: array[int]  # the line of each domain, in its file
+    indexes: array[int]  # its index in ``domains:``, or -1: a line of the list
+
+    def source(self, position: int) -> DomainSource:
+        index = self.indexes[position]
+        if index < 0:
+            return DomainSource(self.list_file, self.lines[position], "domains_from")
+        return DomainSource(self.file, self.lines[position], f"domains[{index}]")
+
+
+@dataclass(frozen=True, slots=True)
 class Provider:
     id: str
     name: str
@@ -144,7 +166,7 @@ class Provider:
     documentation: tuple[Documentation, ...] = ()
     oauth2: OAuth2 | None = None
     mobileconfig: MobileConfig | None = None
-    domain_sources: tuple[DomainSource, ...] = field(default=(), compare=False, repr=False)
+    origins: DomainOrigins | None = field(default=None, compare=False, repr=False)
 
     @property
     def served_incoming(self) -> tuple[Server, ...]:
@@ -157,6 +179,12 @@ class Provider:
     @property
     def concrete_domains(self) -> tuple[str, ...]:
         return tuple(d for d in self.domains if not d.startswith("*"))
+
+    def source(self, position: int) -> DomainSource:
+        """Where ``domains[position]`` was written."""
+        if self.origins is None:
+            return DomainSource(self.file, 1, f"domains[{position}]")
+        return self.origins.source(position)
 
 
 def served(servers: tuple[Server, ...]) -> tuple[Server, ...]:
@@ -199,17 +227,53 @@ _OUTGOING_ONLY_REASONS = MappingProxyType(
 _REVERSE_DNS = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)*\Z")
 
 
+class ListUnreadable(Exception):
+    """A domains_from file that cannot be read; the message says why."""
+
+
+# Reads a domains_from file: (its name as messages show it, its text), or
+# ListUnreadable with the reason.
+ReadList = Callable[[str], tuple[str, str]]
+
+
+def read_list_beside(base_dir: Path) -> ReadList:
+    """A ReadList for a file in ``base_dir``, unbounded (for tests and tools)."""
+
+    def read(name: str) -> tuple[str, str]:
+        path = base_dir / name
+        try:
+            return str(path), path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ListUnreadable(f"cannot read {path}: {_reason(exc)}") from None
+
+    return read
+
+
 def build_provider(
-    tree: object, file: str, base_dir: Path
+    tree: object,
+    file: str,
+    base_dir: Path,
+    read_list: ReadList | None = None,
+    max_domains: int | None = None,
 ) -> tuple[Provider | None, list[ConfigError]]:
-    """Validate a whole file; return the provider (None on any error) and every problem."""
+    """Validate a whole file; return the provider (None on any error) and every problem.
+
+    ``read_list`` reads the domains_from file (by default, unbounded, from ``base_dir``).
+    """
     c = Checker(file)
     root = c.mapping(tree, "(root)", 1)
     if root is None:
         return None, c.problems
     c.keys(root, "", _TOP_KEYS)
 
-    domains, sources = _domains(c, root, base_dir)
+    domains, origins = _domains(c, root, read_list or read_list_beside(base_dir))
+    if max_domains is not None and len(domains) > max_domains:
+        c.error(
+            root,
+            "domains_from" if "domains_from" in root else "domains",
+            "domains",
+            f"too many domains ({len(domains)}, limit {max_domains})",
+        )
     incoming = _servers(c, root, "incoming", (ServerType.IMAP, ServerType.POP3))
     outgoing = _servers(c, root, "outgoing", (ServerType.SMTP,))
 
@@ -251,18 +315,20 @@ def build_provider(
             documentation=tuple(documentation),
             oauth2=oauth2,
             mobileconfig=mobileconfig,
-            domain_sources=tuple(sources),
+            origins=origins,
         ),
         c.problems,
     )
 
 
-def _domains(c: Checker, root: MarkedMap, base_dir: Path) -> tuple[list[str], list[DomainSource]]:
+def _domains(c: Checker, root: MarkedMap, read_list: ReadList) -> tuple[list[str], DomainOrigins]:
     domains: list[str] = []
-    sources: list[DomainSource] = []
-    seen: dict[str, DomainSource] = {}
+    lines = array("I")
+    indexes = array("i")
+    seen: dict[str, tuple[str, int]] = {}
 
-    def add(raw: object, file: str, line: int, path: str) -> None:
+    def add(raw: object, file: str, line: int, index: int) -> None:
+        path = f"domains[{index}]" if index >= 0 else "domains_from"
         if not isinstance(raw, str):
             c.error_at(file, line, path, f"expected a domain name, got {describe(raw)}")
             return
@@ -271,40 +337,89 @@ def _domains(c: Checker, root: MarkedMap, base_dir: Path) -> tuple[list[str], li
         except InvalidDomain as exc:
             c.error_at(file, line, path, str(exc))
             return
-        source = DomainSource(file, line, path)
-        if domain in seen:
-            first = seen[domain]
-            c.warning_at(
-                file, line, path, f"{domain} is listed twice (also {first.file}:{first.line})"
+        if domain.startswith(WILDCARD_PREFIX) and is_public_suffix(domain[2:]):
+            c.error_at(
+                file,
+                line,
+                path,
+                f"{domain}: a wildcard on a public suffix ({domain[2:]}) would take every "
+                "domain under it; list the domains, or use '*' for a catch-all",
             )
             return
-        seen[domain] = source
+        first = seen.get(domain)
+        if first is not None:
+            c.warning_at(file, line, path, f"{domain} is listed twice (also {first[0]}:{first[1]})")
+            return
+        seen[domain] = (file, line)
         domains.append(domain)
-        sources.append(source)
+        lines.append(line)
+        indexes.append(index)
 
     listed = c.child_list(root, "domains", "domains")
     if listed is not None:
         for index, raw in enumerate(listed):
-            add(raw, c.file, listed.line_of(index), f"domains[{index}]")
+            add(raw, c.file, listed.line_of(index), index)
 
+    list_file = ""
     from_file = c.string(root, "domains_from", "domains_from")
     if from_file is not None:
-        path = base_dir / from_file
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            c.error(root, "domains_from", "domains_from", f"cannot read {path}: {_reason(exc)}")
+            list_file, text = read_list(from_file)
+        except ListUnreadable as exc:
+            c.error(root, "domains_from", "domains_from", str(exc))
         else:
-            for number, line in enumerate(text.splitlines(), start=1):
-                entry = line.split("#", 1)[0].strip()
-                if entry:
-                    add(entry, str(path), number, "domains_from")
+            fast = _simple_list(text, seen)
+            if fast is not None:  # a list of plain domains, one a line: no checks one by one
+                domains.extend(fast)
+                lines.extend(range(1, len(fast) + 1))
+                indexes.extend(array("i", [-1]) * len(fast))
+            else:
+                for number, line in enumerate(text.splitlines(), start=1):
+                    entry = line.split("#", 1)[0].strip()
+                    if entry:
+                        add(entry, list_file, number, -1)
 
     if "domains" not in root and "domains_from" not in root:
         c.error(root, None, "domains", "missing: list at least one domain")
     elif not domains and not c.has_errors:
         c.error(root, "domains", "domains", "list at least one domain")
-    return domains, sources
+    return domains, DomainOrigins(c.file, list_file, lines, indexes)
+
+
+# One line of a plain list: lower-case letters, digits and hyphens in labels of
+# 1 to 63, at least two labels, no "--" (IDNA rules apply there, and to "xn--"),
+# nothing else.
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_PLAIN_LIST = re.compile(rf"(?>(?>{_LABEL}\.)+{_LABEL}\n)*+", re.ASCII)
+
+
+def _simple_list(text: str, seen: Mapping[str, object]) -> list[str] | None:
+    """The domains of a list that is only plain lower-case domains, one a line,
+    ending with a line feed, with no repeats and none also in ``domains:``; else
+    None, and the list is read line by line. A hoster's generated list of a
+    million domains takes this path: one regular expression over the whole text."""
+    if not text.endswith("\n") or "--" in text or not text.isascii():
+        return None
+    if _PLAIN_LIST.fullmatch(text) is None:
+        return None
+    found = text[:-1].split("\n")
+    if max(map(len, found)) > MAX_DOMAIN or len(set(found)) != len(found):
+        return None
+    if seen and not seen.keys().isdisjoint(found):
+        return None
+    return found
+
+
+def is_public_suffix(domain: str) -> bool:
+    """Whether ``domain`` is a public suffix (``com``, ``co.uk``, ``github.io``, and
+    any top-level name, ``example`` and ``test`` among them), by the Public Suffix
+    List as the publicsuffixlist package ships it."""
+    return _public_suffixes().is_public(domain)
+
+
+@lru_cache(maxsize=1)
+def _public_suffixes() -> PublicSuffixList:
+    return PublicSuffixList()
 
 
 def _reason(exc: Exception) -> str:

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from autoconf.reading import MAX_DOMAINS, MAX_FILE_BYTES, MAX_LIST_BYTES, Limits
+
 LOG_ADDRESS_MODES = ("redact", "hash", "full")
 
 
@@ -28,6 +30,25 @@ class Settings:
     # serves each domain, last good versions, the log key). None: beside the
     # domain folder (see state_folder).
     state: Path | None = None
+    # A file that served and is missing keeps serving this long (a deploy that
+    # is not atomic); a domain another file claims stays with it meanwhile.
+    grace_seconds: float = 60.0
+    # A reload that would remove more than this share of the domains is held back.
+    max_drop: float = 0.5
+    # Folders besides the domain folder that symlinks and domains_from may point into.
+    allowed_folders: tuple[Path, ...] = ()
+    max_file_bytes: int = MAX_FILE_BYTES
+    max_list_bytes: int = MAX_LIST_BYTES
+    max_domains: int = MAX_DOMAINS
+
+    def limits(self) -> Limits:
+        return Limits.for_folder(
+            self.domains,
+            self.allowed_folders,
+            max_file_bytes=self.max_file_bytes,
+            max_list_bytes=self.max_list_bytes,
+            max_domains=self.max_domains,
+        )
 
     @property
     def state_folder(self) -> Path:
@@ -64,7 +85,33 @@ class Settings:
                 f"AUTOCONF_RELOAD_SECONDS must be seconds from 0 (off) to 86400, "
                 f"not {reload_text!r}"
             )
+
+        def number(name: str, default: float, low: float, high: float, what: str) -> float:
+            text = env.get(name, "").strip()
+            if not text:
+                return default
+            try:
+                value = float(text)
+            except ValueError:
+                value = low - 1
+            if not low <= value <= high:
+                raise SettingsError(f"{name} must be {what}, not {text!r}")
+            return value
+
+        allowed = env.get("AUTOCONF_ALLOWED_FOLDERS", "")
         return cls(
+            grace_seconds=number("AUTOCONF_GRACE_SECONDS", 60, 0, 86400, "seconds from 0 to 86400"),
+            max_drop=number("AUTOCONF_MAX_DROP", 0.5, 0, 1, "a share from 0 to 1 (1: off)"),
+            allowed_folders=tuple(Path(p) for p in allowed.split(":") if p.strip()),
+            max_file_bytes=int(
+                number("AUTOCONF_MAX_FILE_BYTES", MAX_FILE_BYTES, 1, 2**40, "a number of bytes")
+            ),
+            max_list_bytes=int(
+                number("AUTOCONF_MAX_LIST_BYTES", MAX_LIST_BYTES, 1, 2**40, "a number of bytes")
+            ),
+            max_domains=int(
+                number("AUTOCONF_MAX_DOMAINS", MAX_DOMAINS, 1, 10**9, "a number of domains")
+            ),
             domains=path("AUTOCONF_DOMAINS") or Path("domains"),
             public_host=env.get("AUTOCONF_PUBLIC_HOST", "").strip() or None,
             proxy_hops=int(hops_text),

@@ -1,4 +1,13 @@
-"""Live reload: each serving process watches its domain folder and swaps in new snapshots.
+"""Live reload: one loader watches the domain folder and swaps in new snapshots.
+
+Under gunicorn (``mail-autoconf serve``, or ``gunicorn -c deploy/gunicorn.conf.py``)
+the loader is a thread of the master: the workers are forked with its snapshot
+and never load anything themselves. When a reload changes the snapshot, the
+master replaces its workers as on SIGHUP (new ones forked with the new
+snapshot, the old ones finishing the requests they have), so that all workers,
+a worker started after a ``kill -9`` and a restarted service answer the same.
+Anywhere else (a test client, gunicorn without this package's settings) each
+process watches for itself, as :meth:`Watcher.ensure_running` starts it.
 
 A reload first compares one mark of the folder (names, times, sizes); only when
 that moved does it scan, reading and compiling just the changed files. It runs
@@ -15,6 +24,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from autoconf.events import open_events
@@ -43,6 +53,11 @@ def report(changes: Changes) -> None:
     """The log lines of a reload: what changed, and every problem of the files read anew."""
     for problem in changes.problems:
         (log.error if problem.is_error else log.warning)("%s", problem)
+    if changes.held_back:
+        log.error(
+            "reload held back: %s (fix the folder, or `touch STATE/force-reload` and send SIGHUP)",
+            changes.held_back,
+        )
     for what, names in (
         ("added", changes.added),
         ("changed", changes.changed),
@@ -66,10 +81,34 @@ class Watcher:
         self.interval = interval
         self._pid: int | None = None
         self._lock = threading.Lock()
+        self._on_change: Callable[[], None] | None = None
+        self.master: int | None = None  # the pid of the loading master, under gunicorn
+        self._rotation_pending = False
+
+    def serve_from_master(self, on_change: Callable[[], None]) -> None:
+        """Load in this process (gunicorn's master) for every worker: watch from a
+        thread of its own, and call ``on_change`` after each reload that changed
+        the snapshot (the master then replaces its workers)."""
+        self.master = os.getpid()
+        self._on_change = on_change
+        self._pid = os.getpid()
+        if self.interval > 0:
+            threading.Thread(target=self._run, name="autoconf-reload", daemon=True).start()
+
+    def hang_up(self) -> None:
+        """SIGHUP in the master, before gunicorn forks the new workers: a SIGHUP
+        this watcher sent has nothing left to do; the operator's reloads now (with
+        the guard overridden when ``STATE/force-reload`` exists)."""
+        force = self.registry.state.force_requested()
+        pending, self._rotation_pending = self._rotation_pending, False
+        if pending and not force:
+            return
+        # The workers gunicorn forks next get the outcome: no second SIGHUP for it.
+        self._reload_logged(force=force, notify=False)
 
     def ensure_running(self) -> None:
-        if self._pid == os.getpid():
-            return
+        if self._pid == os.getpid() or self.master is not None:
+            return  # watching already, or a worker of a master that loads
         with self._lock:
             if self._pid == os.getpid():
                 return
@@ -80,19 +119,29 @@ class Watcher:
                 threading.Thread(target=self._run, name="autoconf-reload", daemon=True).start()
             self._pid = os.getpid()
 
-    def reload_now(self) -> Changes:
-        changes = self.registry.reload()
+    def reload_now(self, *, force: bool = False, notify: bool = True) -> Changes:
+        before = self.registry.snapshot
+        changes = self.registry.reload(force=force)
         if changes:
             report(changes)
+        changed = self.registry.snapshot is not before
+        if notify and changed and self._on_change is not None:
+            self._rotation_pending = True
+            self._on_change()
         return changes
 
-    def _reload_logged(self) -> float:
+    def _reload_logged(self, *, force: bool = False, notify: bool = True) -> float:
         """Reload, logging instead of raising; how long it took."""
         started = time.monotonic()
         try:
-            self.reload_now()
-        except Exception:  # a reload must never end the watching, nor fail a request
-            log.exception("reload of %s failed; serving the last snapshot", self.registry.folder)
+            self.reload_now(force=force, notify=notify)
+        except Exception as exc:  # a reload must never end the watching, nor fail a request
+            log.error(
+                "reload of %s failed (%s: %s); serving the last snapshot",
+                self.registry.folder,
+                type(exc).__name__,
+                exc,
+            )
         return time.monotonic() - started
 
     def _run(self) -> None:
@@ -100,14 +149,21 @@ class Watcher:
         elapsed = 0.0
         while True:
             if events is None:
-                time.sleep(max(self.interval, POLL_BACKOFF * elapsed))
+                time.sleep(self._until_due(max(self.interval, POLL_BACKOFF * elapsed)))
             else:
                 gap = max(SETTLE_SECONDS, POLL_BACKOFF * elapsed)
                 time.sleep(gap)  # the least time between two reloads
-                idle = max(self.interval, SAFETY_BACKOFF * elapsed) - gap
+                idle = self._until_due(max(self.interval, SAFETY_BACKOFF * elapsed)) - gap
                 if events.wait(idle):  # a change: reload once the burst has landed
                     time.sleep(SETTLE_SECONDS)
                     events.drain()
             elapsed = self._reload_logged()
             if events is not None:  # a domains_from file may name another folder now
                 events.watch(self.registry.watched_folders())
+
+    def _until_due(self, seconds: float) -> float:
+        """``seconds``, or less when a held file's grace ends sooner."""
+        deadline = self.registry.next_deadline()
+        if deadline is None:
+            return seconds
+        return max(SETTLE_SECONDS, min(seconds, deadline - time.time() + 0.05))

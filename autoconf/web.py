@@ -7,8 +7,10 @@ hands every other path on to this blueprint. Errors are raised as
 
 from __future__ import annotations
 
+import ipaddress
 import json
-from typing import cast
+from datetime import UTC, datetime
+from typing import Any, cast
 from urllib.parse import quote
 
 from flask import Blueprint, Response, current_app, request
@@ -61,18 +63,54 @@ def page_view() -> Response:
 
 @blueprint.get("/healthz", endpoint="healthz")
 def healthz_view() -> Response:
-    snapshot = service().registry.snapshot
-    body = {
-        "status": "degraded" if snapshot.broken else "ok",
+    """Status and counts for anyone (a load balancer, a probe from outside); file
+    names, paths and error texts only for the operator on the machine itself
+    (a loopback peer, with no forwarding header: nothing that came through a proxy)."""
+    registry = service().registry
+    snapshot = registry.snapshot
+    problems = snapshot.broken or snapshot.contests or snapshot.held or registry.held_back
+    body: dict[str, object] = {
+        "status": "degraded" if problems or not snapshot.entries else "ok",
         "providers": len(snapshot.entries),
         "domains": snapshot.domain_count,
-        "broken": [
-            {
-                "file": b.file,
-                "errors": [str(e) for e in b.errors],
-                "serving_last_good_version": b.serving_last_good,
-            }
-            for b in snapshot.broken
-        ],
+        "broken_files": len(snapshot.broken),
+        "contested_domains": len(snapshot.contests),
     }
+    if is_operator(request.environ):
+        body |= {
+            "broken": [
+                {
+                    "file": b.file,
+                    "errors": [str(e) for e in b.errors],
+                    "serving_last_good_version": b.serving_last_good,
+                }
+                for b in snapshot.broken
+            ],
+            "contested": [
+                {"domain": c.domain, "served_by": c.owner, "claimed_by": list(c.claimants)}
+                for c in snapshot.contests
+            ],
+            "missing": [{"file": h.file, "serving_until": _iso(h.until)} for h in snapshot.held],
+            "held_back": registry.held_back or None,
+            "state": str(registry.state.path) if registry.state.usable else None,
+        }
     return Response(json.dumps(body, indent=2) + "\n", content_type=JSON)
+
+
+FORWARDING_HEADERS = ("HTTP_X_FORWARDED_FOR", "HTTP_FORWARDED", "HTTP_X_REAL_IP")
+
+
+def is_operator(environ: dict[str, Any]) -> bool:
+    """A request from this machine that no proxy passed on: the operator's own
+    curl, a local monitoring agent. Behind ProxyFix the peer is the client the
+    proxy names, so a request through nginx is never one."""
+    if any(name in environ for name in FORWARDING_HEADERS):
+        return False
+    try:
+        return ipaddress.ip_address(environ.get("REMOTE_ADDR", "")).is_loopback
+    except ValueError:
+        return False
+
+
+def _iso(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="seconds")

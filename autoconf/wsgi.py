@@ -25,10 +25,11 @@ from werkzeug.wsgi import get_host
 
 from autoconf.address import Address, domain_from_host, parse_address
 from autoconf.errors import BadRequest, NotFound, PayloadTooLarge, RequestError
-from autoconf.registry import Entry, Registry
+from autoconf.registry import Registry
 from autoconf.render import Compiled, autoconfig, autodiscover, mobileconfig
 from autoconf.settings import Settings
 from autoconf.signing import Signer
+from autoconf.snapshot import Entry
 
 XML = "text/xml; charset=utf-8"
 JSON = "application/json"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from autoconf.registry import load_file
+from autoconf.folder import load_file
 
 BROKEN = Path(__file__).resolve().parent / "data" / "broken"
 CASES = sorted(BROKEN.glob("*.yaml"))

@@ -163,11 +163,15 @@ def test_check_second_claim_of_a_domain_names_both_files(
     assert main(["check", str(folder)]) == 1
     captured = capsys.readouterr()
     problems = _problems(captured.out + captured.err)
-    assert len(problems) == 1, captured
-    (problem,) = problems
-    assert Path(problem["file"]).name == "zz-second.yaml"
-    assert int(problem["line"]) == 2
-    assert "example.com.yaml" in problem["message"]  # the file that claimed it first
+    # A first start: neither file serves the domain both list, and each names the other.
+    assert len(problems) == 2, captured
+    by_file = {Path(p["file"]).name: p for p in problems}
+    assert "zz-second.yaml" in by_file["example.com.yaml"]["message"]
+    assert "example.com.yaml" in by_file["zz-second.yaml"]["message"]
+    assert int(by_file["zz-second.yaml"]["line"]) == 2
+    assert "example.net: claimed by example.com.yaml, zz-second.yaml; served by none" in (
+        captured.out
+    )
 
 
 def test_check_missing_folder_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

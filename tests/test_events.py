@@ -13,6 +13,7 @@ from autoconf import events as events_module
 from autoconf import render
 from autoconf import watch as watch_module
 from autoconf.events import FolderEvents, open_events
+from autoconf.reading import Limits
 from autoconf.registry import Registry
 from autoconf.render import Compiled
 from autoconf.watch import Watcher
@@ -110,7 +111,8 @@ def test_a_domains_from_folder_elsewhere_is_watched(tmp_path: Path) -> None:
     folder.mkdir()
     write(lists / "vdomains", "x.example\n")
     write(folder / "h.yaml", provider_yaml("h.example", extra="domains_from: ../lists/vdomains\n"))
-    registry = Registry(folder, render.compile_provider)
+    limits = Limits.for_folder(folder, [lists])  # AUTOCONF_ALLOWED_FOLDERS names it
+    registry = Registry(folder, render.compile_provider, limits=limits)
     registry.reload()
     assert {p.resolve() for p in registry.watched_folders()} == {folder, lists}
     Watcher(registry, interval=60).ensure_running()

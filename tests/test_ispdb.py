@@ -19,7 +19,8 @@ from lxml import etree
 
 from autoconf import ispdb
 from autoconf.cli import main
-from autoconf.registry import load_file, load_folder
+from autoconf.folder import load_file
+from autoconf.registry import load_folder
 from autoconf.render import autoconfig
 
 # The corpus lives beside the project (/work/shared/ispdb for /work/main).

@@ -12,7 +12,8 @@ import pytest
 
 from autoconf.errors import ConfigError, Severity
 from autoconf.lint import lint
-from autoconf.registry import load_file, load_folder
+from autoconf.folder import load_file
+from autoconf.registry import load_folder
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "domains"
 

@@ -23,7 +23,7 @@ from autoconf.model import (
     ServerType,
     build_provider,
 )
-from autoconf.registry import load_file
+from autoconf.folder import load_file
 from tests.helpers import SPEC_DEFAULT_PORTS
 
 # The example of SPEC §1, word for word (comments included).

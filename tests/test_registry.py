@@ -9,12 +9,9 @@ import pytest
 
 from autoconf.address import normalize_domain
 from autoconf.model import Provider
-from autoconf.registry import (
-    Snapshot,
-    build_snapshot,
-    domain_files,
-    load_folder,
-)
+from autoconf.folder import domain_files
+from autoconf.registry import load_folder
+from autoconf.snapshot import Snapshot, build_snapshot
 
 SERVERS = """\
 incoming:
@@ -104,8 +101,10 @@ def test_problems_are_in_file_and_line_order(tmp_path: Path) -> None:
     ]
 
 
-def test_a_domain_claimed_by_two_files_names_both(tmp_path: Path) -> None:
-    write(tmp_path, "first.yaml", domain_file("example.com", host="first.example"))
+def test_a_domain_two_new_files_claim_is_served_by_neither(tmp_path: Path) -> None:
+    """At a first start (no history) a contested domain goes to no file: neither
+    the first by name nor any other can take it; every other domain serves."""
+    write(tmp_path, "first.yaml", domain_file("example.com", "first.example", host="first.example"))
     write(
         tmp_path,
         "second.yaml",
@@ -113,30 +112,61 @@ def test_a_domain_claimed_by_two_files_names_both(tmp_path: Path) -> None:
     )
     result = load_folder(tmp_path)
 
-    assert [p.file for p in result.providers] == [str(tmp_path / "first.yaml")]
-    assert [b.file for b in result.broken] == [str(tmp_path / "second.yaml")]
-    (error,) = result.broken[0].errors
-    assert error.file == str(tmp_path / "second.yaml")
-    assert str(tmp_path / "first.yaml") in error.message
-    assert relative(str(error), tmp_path) == (
-        "second.yaml:3: domains[1]: example.com is already claimed by first.yaml:2"
-    )
+    assert [Path(p.file).name for p in result.providers] == ["first.yaml", "second.yaml"]
+    assert result.broken == ()
+    (contest,) = result.contests
+    assert (contest.domain, contest.owner) == ("example.com", None)
+    assert contest.claimants == ("first.yaml", "second.yaml")
+    assert [relative(str(e), tmp_path) for e in result.errors] == [
+        "first.yaml:2: domains[0]: example.com is also claimed by second.yaml, and no file "
+        "served it before: none of them serves it until only one lists it",
+        "second.yaml:3: domains[1]: example.com is also claimed by first.yaml, and no file "
+        "served it before: none of them serves it until only one lists it",
+    ]
 
-    snapshot = build_snapshot(result, lambda provider: provider.file)
-    entry = snapshot.lookup("example.com")
-    assert entry is not None and entry.compiled == str(tmp_path / "first.yaml")
-    # The second file is broken as a whole: its other domains do not serve either.
-    assert snapshot.lookup("example.net") is None
+    snapshot = build_snapshot(result, lambda provider: Path(provider.file).name)
+    assert snapshot.lookup("example.com") is None
+    for domain, file in (("first.example", "first.yaml"), ("example.net", "second.yaml")):
+        entry = snapshot.lookup(domain)
+        assert entry is not None and entry.compiled == file
+
+
+def test_a_served_domain_stays_with_its_file(tmp_path: Path) -> None:
+    write(tmp_path, "b.yaml", domain_file("example.com", host="owner.example"))
+    before = load_folder(tmp_path)
+    write(tmp_path, "a.yaml", domain_file("example.com", "a.example", host="thief.example"))
+    result = load_folder(tmp_path, before)
+    (contest,) = result.contests
+    assert (contest.domain, contest.owner, contest.claimants) == (
+        "example.com",
+        "b.yaml",
+        ("a.yaml", "b.yaml"),
+    )
+    assert [relative(str(e), tmp_path) for e in result.errors] == [
+        "a.yaml:2: domains[0]: example.com is served by b.yaml; this claim waits until that "
+        "file no longer lists it"
+    ]
+    snapshot = build_snapshot(result, lambda provider: Path(provider.file).name)
+    assert [snapshot.lookup(d).compiled for d in ("example.com", "a.example")] == [  # type: ignore[union-attr]
+        "b.yaml",
+        "a.yaml",
+    ]
+    # Moving a domain: once b.yaml no longer lists it, a.yaml takes it over.
+    write(tmp_path, "b.yaml", domain_file("b.example", host="owner.example"))
+    moved = build_snapshot(load_folder(tmp_path, result), lambda p: Path(p.file).name)
+    assert moved.lookup("example.com").compiled == "a.yaml"  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("pattern", ["*.example.com", "*"])
 def test_a_wildcard_or_catch_all_claimed_twice_is_an_error(tmp_path: Path, pattern: str) -> None:
     write(tmp_path, "a.yaml", domain_file(pattern))
+    first = load_folder(tmp_path)
     write(tmp_path, "b.yaml", domain_file(pattern))
-    result = load_folder(tmp_path)
+    result = load_folder(tmp_path, first)
     assert [Path(p.file).name for p in result.providers] == ["a.yaml"]
     assert [relative(str(e), tmp_path) for e in result.errors] == [
-        f"b.yaml:2: domains[0]: {pattern} is already claimed by a.yaml:2"
+        f"b.yaml:2: domains[0]: {pattern} is served by a.yaml; this claim waits until that "
+        "file no longer lists it"
     ]
 
 

@@ -20,9 +20,9 @@ import click
 import yaml
 from lxml import etree
 
+from autoconf.folder import load_file
 from autoconf.ispdb.document import Data, ImportFailed, parse
 from autoconf.ispdb.provider import domain_data
-from autoconf.registry import load_file
 
 # The command's exit codes, as autoconf.cli names them (importing cli here would be a cycle).
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2

@@ -39,7 +39,7 @@ def shape_of(provider: Provider) -> Provider:
         short_name=_slotted(provider.short_name, SHORT_NAME),
         domains=(),
         file="",
-        domain_sources=(),
+        origins=None,
         mobileconfig=MobileConfig(
             _slotted(mobileconfig.identifier, IDENTIFIER),
             _slotted(mobileconfig.organization, ORGANIZATION),

@@ -1,0 +1,223 @@
+"""Reading a domain folder: which files it holds, what each says, what changed.
+
+Every file is read through :mod:`autoconf.reading` (regular files inside the
+allowed folders, within the size limits). A file that is unchanged since the
+last scan (same modification time, change time, size and inode, of it and of
+the domains_from file it names) is not opened again. What the files mean
+together, which of them serves which domain, is :mod:`autoconf.ownership`'s.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from autoconf import yamlio
+from autoconf.errors import ConfigError
+from autoconf.lint import lint
+from autoconf.model import ListUnreadable, Provider, Server, build_provider
+from autoconf.reading import Limits, ReadRefused, read_bounded
+
+DOMAIN_FILE_SUFFIXES = (".yaml", ".yml")
+
+# What identifies a version of a file without reading it: (mtime_ns, ctime_ns,
+# size, inode) of the file and of the domains_from file it names. The change
+# time cannot be set back by whoever writes the file.
+Mark = tuple[int, int, int, int]
+Signature = tuple[Mark, ...]
+_MISSING: Mark = (0, 0, 0, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedFile:
+    """A domain file as last read."""
+
+    dependencies: tuple[Path, ...]  # the file, and the domains_from file it names
+
+    @property
+    def path(self) -> str:
+        """The file's path, as messages show it."""
+        return str(self.dependencies[0])
+    signature: Signature  # of the dependencies, as they were read
+    current: Provider | None  # this version, when it is valid
+    last_good: Provider | None  # the newest valid version seen, for a reload to fall back on
+    problems: tuple[ConfigError, ...]  # of this version: errors, or lint warnings
+
+
+@dataclass(frozen=True, slots=True)
+class Scan:
+    """The folder's files as they are now, and what differs from the previous scan.
+
+    Files are named by their names in the folder (``alpha.yaml``), not by a path:
+    the same file is the same key whether the folder is given as ``domains``,
+    ``./domains`` or an absolute path, by ``serve`` or by ``check``."""
+
+    states: Mapping[str, LoadedFile]
+    changed: tuple[str, ...]  # new or changed: read anew
+    removed: tuple[str, ...]
+
+
+def domain_files(folder: Path) -> list[Path]:
+    """The domain files of a folder, in name order; hidden and editor files are
+    left out, and so are folders. Anything else named ``*.yaml`` is listed, so that
+    a FIFO or a device by that name is reported instead of silently skipped."""
+    # os.scandir knows each entry's type without a stat of its own (100,000 files).
+    with os.scandir(folder) as entries:
+        names = sorted(
+            entry.name
+            for entry in entries
+            if entry.name.endswith(DOMAIN_FILE_SUFFIXES)
+            and not entry.name.startswith(".")
+            and not entry.is_dir()
+        )
+    return [folder / name for name in names]
+
+
+def folder_mark(folder: Path, dependencies: tuple[Path, ...] = ()) -> int:
+    """A digest of what the folder's domain files (and the domains_from files they
+    name) are now: names, times, sizes and inodes. The same digest as at the last
+    reload means there is nothing to read.
+
+    A sum of one hash per file, in any order, made with nothing kept per file:
+    the poll touches none of the loaded objects (whose pages the workers share).
+    """
+    total = 0
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            name = entry.name
+            if not name.endswith(DOMAIN_FILE_SUFFIXES) or name.startswith("."):
+                continue
+            try:
+                info = entry.stat()
+            except OSError:
+                total += _mark_of(name, _MISSING)
+            else:
+                mark = (info.st_mtime_ns, info.st_ctime_ns, info.st_size, info.st_ino)
+                total += _mark_of(name, mark)
+    for path, mark in zip(dependencies, signature(list(dependencies)), strict=True):
+        total += _mark_of(str(path), mark)
+    return total % _MARK_MODULUS
+
+
+_MARK_MODULUS = 1 << 128
+
+
+def _mark_of(name: str, mark: Mark) -> int:
+    text = f"{name}\0{mark[0]}\0{mark[1]}\0{mark[2]}\0{mark[3]}"
+    digest = hashlib.blake2b(text.encode("utf-8", "surrogateescape"), digest_size=16).digest()
+    return int.from_bytes(digest, "big")
+
+
+def signature(paths: list[Path]) -> Signature:
+    marks = []
+    for path in paths:
+        try:
+            info = path.stat()
+        except OSError:
+            marks.append(_MISSING)
+        else:
+            marks.append((info.st_mtime_ns, info.st_ctime_ns, info.st_size, info.st_ino))
+    return tuple(marks)
+
+
+def _refused(file: str, reason: str) -> ConfigError:
+    """``FILE: reason``: a refusal that concerns the whole file, not a line of it."""
+    return ConfigError(file, 0, "", reason)
+
+
+def parse_file(path: Path, limits: Limits) -> tuple[Provider | None, list[ConfigError], list[Path]]:
+    """Read, parse and validate one file, lint it when it is valid; also the
+    files it depends on (itself, and the domains_from file it names)."""
+    file = str(path)
+    try:
+        data = read_bounded(path, limits.max_file_bytes, limits)
+    except ReadRefused as exc:
+        return None, [_refused(file, exc.reason)], [path]
+    except OSError as exc:
+        reason = f"cannot read: {(exc.strerror or str(exc)).lower()}"
+        return None, [ConfigError(file, 1, "(file)", reason)], [path]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, [ConfigError(file, 1, "(file)", f"not UTF-8 text ({exc.reason})")], [path]
+    tree, problems = yamlio.load(text, file)
+    named = tree.get("domains_from") if isinstance(tree, yamlio.MarkedMap) else None
+    dependencies = [path, path.parent / named] if isinstance(named, str) else [path]
+    if tree is None:
+        return None, problems, dependencies
+
+    def read_list(name: str) -> tuple[str, str]:
+        list_path = path.parent / name
+        try:
+            raw = read_bounded(list_path, limits.max_list_bytes, limits)
+            return str(list_path), raw.decode("utf-8")
+        except ReadRefused as exc:
+            raise ListUnreadable(f"{list_path}: {exc.reason}") from None
+        except UnicodeDecodeError as exc:
+            raise ListUnreadable(f"{list_path}: not UTF-8 text ({exc.reason})") from None
+        except OSError as exc:
+            reason = (exc.strerror or str(exc)).lower()
+            raise ListUnreadable(f"cannot read {list_path}: {reason}") from None
+
+    provider, more = build_provider(tree, file, path.parent, read_list, limits.max_domains)
+    problems += more
+    if any(p.is_error for p in problems):
+        return None, problems, dependencies
+    assert provider is not None
+    return provider, problems + lint(provider), dependencies
+
+
+def load_file(
+    path: Path, limits: Limits | None = None
+) -> tuple[Provider | None, list[ConfigError]]:
+    """Read, parse and validate one file; lint it when it is valid."""
+    provider, problems, _ = parse_file(path, limits or Limits.for_folder(path.parent))
+    return provider, problems
+
+
+def _interned(provider: Provider | None, pool: dict[Server, Server]) -> Provider | None:
+    """The provider with servers equal to ones already loaded replaced by those:
+    a hoster's one-domain files name the same servers again and again."""
+    if provider is None:
+        return None
+    incoming = tuple(pool.setdefault(s, s) for s in provider.incoming)
+    outgoing = tuple(pool.setdefault(s, s) for s in provider.outgoing)
+    return replace(provider, incoming=incoming, outgoing=outgoing)
+
+
+def _read(
+    path: Path, previous: LoadedFile | None, pool: dict[Server, Server], limits: Limits
+) -> tuple[LoadedFile, bool]:
+    """The file as it is now, and whether it had to be read (it is new or changed)."""
+    if previous is not None and signature(list(previous.dependencies)) == previous.signature:
+        return previous, False
+    # Stat, then read: a write that lands during the read differs from this
+    # signature, and the next reload reads the file again.
+    before = signature([path])
+    provider, problems, dependencies = parse_file(path, limits)
+    provider = _interned(provider, pool)
+    marks = before + signature(dependencies[1:])
+    last_good = provider or (previous.last_good if previous else None)
+    state = LoadedFile(tuple(dependencies), marks, provider, last_good, tuple(problems))
+    return state, True
+
+
+def scan_folder(
+    folder: Path, previous: Mapping[str, LoadedFile] | None = None, limits: Limits | None = None
+) -> Scan:
+    """Read the new and changed files; a file whose signature is unchanged is not opened."""
+    previous = previous or {}
+    limits = limits or Limits.for_folder(folder)
+    states: dict[str, LoadedFile] = {}
+    changed = []
+    pool: dict[Server, Server] = {}
+    for path in domain_files(folder):
+        state, fresh = _read(path, previous.get(path.name), pool, limits)
+        states[path.name] = state
+        if fresh:
+            changed.append(path.name)
+    removed = tuple(sorted(previous.keys() - states.keys()))
+    return Scan(states, tuple(changed), removed)

@@ -1,0 +1,125 @@
+"""Reading what a domain folder names, bounded: regular files only, inside the
+folders allowed, up to a size, and never blocking.
+
+A domain folder is written by control panels, scripts and sometimes customers,
+so nothing in it is trusted to be what its name says. A FIFO would block the
+reading thread forever, ``/dev/zero`` would fill the memory, a symlink or a
+``domains_from`` path could point at a private key that an error message then
+quotes. So every read here:
+
+- refuses anything but a regular file (FIFOs, devices, sockets, folders), and
+  opens with ``O_NONBLOCK`` so that a file swapped for a FIFO after the check
+  still cannot block;
+- refuses a file whose real path (symlinks resolved, as the open file descriptor
+  says) lies outside the domain folder and the folders of
+  ``AUTOCONF_ALLOWED_FOLDERS``;
+- refuses a file over its size limit before reading any of it, and reads at
+  most limit + 1 bytes (a file that grows meanwhile is refused too).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+MiB = 1024 * 1024
+# A hand-written domain file is a few hundred bytes; a hoster's generated one
+# with a long `domains:` list a few MB.
+MAX_FILE_BYTES = 4 * MiB
+# A domains_from list of 1,000,000 domains is about 25 MB.
+MAX_LIST_BYTES = 64 * MiB
+MAX_DOMAINS = 2_000_000
+
+
+class ReadRefused(Exception):
+    """A file that is not read; the message says why (no part of its content)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What the service reads: where from, and how much."""
+
+    roots: tuple[Path, ...]  # real paths of the folders files may lie in
+    max_file_bytes: int = MAX_FILE_BYTES
+    max_list_bytes: int = MAX_LIST_BYTES
+    max_domains: int = MAX_DOMAINS
+
+    @classmethod
+    def for_folder(
+        cls,
+        folder: Path,
+        allowed: Iterable[Path] = (),
+        *,
+        max_file_bytes: int = MAX_FILE_BYTES,
+        max_list_bytes: int = MAX_LIST_BYTES,
+        max_domains: int = MAX_DOMAINS,
+    ) -> Limits:
+        roots = tuple(dict.fromkeys(Path(os.path.realpath(p)) for p in (folder, *allowed)))
+        return cls(roots, max_file_bytes, max_list_bytes, max_domains)
+
+    def inside(self, real: Path) -> bool:
+        return any(real == root or real.is_relative_to(root) for root in self.roots)
+
+
+_KINDS = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISDIR, "a folder"),
+)
+
+
+def _kind(mode: int) -> str:
+    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
+
+
+def read_bounded(path: Path, limit: int, limits: Limits) -> bytes:
+    """The bytes of a regular file inside the allowed folders, at most ``limit`` of
+    them; ReadRefused (or OSError, for a file that cannot be opened) otherwise."""
+    info = os.stat(path)  # follows symlinks: what would be read
+    if not stat.S_ISREG(info.st_mode):
+        raise ReadRefused(f"not a regular file ({_kind(info.st_mode)}); only files are read")
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
+    fd = os.open(path, flags)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):  # swapped between the stat and the open
+            raise ReadRefused(f"not a regular file ({_kind(info.st_mode)}); only files are read")
+        real = _real_path(fd, path)
+        if not limits.inside(real):
+            raise ReadRefused(
+                "lies outside the domain folder and AUTOCONF_ALLOWED_FOLDERS; not read"
+            )
+        if info.st_size > limit:
+            raise ReadRefused(f"too large ({info.st_size} bytes, limit {limit})")
+        chunks: list[bytes] = []
+        remaining = limit + 1
+        while remaining > 0:
+            chunk = os.read(fd, min(remaining, MiB))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        data = b"".join(chunks)
+        if len(data) > limit:
+            raise ReadRefused(f"too large (over {limit} bytes, limit {limit})")
+        return data
+    finally:
+        os.close(fd)
+
+
+def _real_path(fd: int, path: Path) -> Path:
+    """Where the open file really is: /proc's link for the descriptor (no race with
+    a symlink swapped after the open), else the resolved path."""
+    try:
+        return Path(os.readlink(f"/proc/self/fd/{fd}"))
+    except OSError:
+        return Path(os.path.realpath(path))
