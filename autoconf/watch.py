@@ -92,6 +92,7 @@ class Watcher:
         self.master = os.getpid()
         self._on_change = on_change
         self._pid = os.getpid()
+        log.info("the master loads %s for every worker", self.registry.folder)
         if self.interval > 0:
             threading.Thread(target=self._run, name="autoconf-reload", daemon=True).start()
 
@@ -146,6 +147,8 @@ class Watcher:
 
     def _run(self) -> None:
         events = open_events(self.registry.watched_folders())
+        how = "on inotify events" if events is not None else "by polling"
+        log.info("watching %s %s, polling every %g s", self.registry.folder, how, self.interval)
         elapsed = 0.0
         while True:
             if events is None:

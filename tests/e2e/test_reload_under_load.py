@@ -58,7 +58,8 @@ def moving(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Started, 
     folder.mkdir()
     (folder / "stable.yaml").write_text(STABLE, encoding="utf-8")
     (folder / "moving.yaml").write_text(version_yaml(0), encoding="utf-8")
-    started, port = start_service(folder, base)
+    # No grace: the test follows the file through its deletion (the grace has tests of its own).
+    started, port = start_service(folder, base, env={"AUTOCONF_GRACE_SECONDS": "0"})
     try:
         yield started, port, folder
     finally:
