@@ -41,6 +41,7 @@ class LoadedFile:
     def path(self) -> str:
         """The file's path, as messages show it."""
         return str(self.dependencies[0])
+
     signature: Signature  # of the dependencies, as they were read
     current: Provider | None  # this version, when it is valid
     last_good: Provider | None  # the newest valid version seen, for a reload to fall back on

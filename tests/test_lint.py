@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from autoconf.errors import ConfigError, Severity
-from autoconf.lint import lint
 from autoconf.folder import load_file
+from autoconf.lint import lint
 from autoconf.registry import load_folder
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "domains"

@@ -9,6 +9,7 @@ import pytest
 
 from autoconf import yamlio
 from autoconf.errors import ConfigError
+from autoconf.folder import load_file
 from autoconf.model import (
     DEFAULT_PORTS,
     Auth,
@@ -23,7 +24,6 @@ from autoconf.model import (
     ServerType,
     build_provider,
 )
-from autoconf.folder import load_file
 from tests.helpers import SPEC_DEFAULT_PORTS
 
 # The example of SPEC §1, word for word (comments included).

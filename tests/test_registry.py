@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from autoconf.address import normalize_domain
-from autoconf.model import Provider
 from autoconf.folder import domain_files
+from autoconf.model import Provider
 from autoconf.registry import load_folder
 from autoconf.snapshot import Snapshot, build_snapshot
 
