@@ -48,11 +48,12 @@ def _settings(**overrides: Any) -> Settings:
 def _load(settings: Settings) -> FolderResult:
     """The folder as the service would resolve it now: with what its state folder
     remembers (read, never written) when this user may read it."""
-    stored = StateFolder(settings.state_folder, read_only=True).load()
+    limits = settings.limits()
+    stored = StateFolder(settings.state_folder, read_only=True).load(limits)
     return load_folder(
         settings.domains,
         stored.as_previous() if stored is not None else EMPTY,
-        limits=settings.limits(),
+        limits=limits,
         grace=settings.grace_seconds,
     )
 

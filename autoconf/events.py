@@ -15,7 +15,6 @@ reached), :func:`open_events` returns None and the watcher polls as before.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 import os
 import select
@@ -97,7 +96,10 @@ class FolderEvents:
 def open_events(folders: Iterable[Path]) -> FolderEvents | None:
     """inotify watching ``folders``, or None where it cannot be had (the caller polls)."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        # The C library the process already has: no ctypes.util.find_library, which
+        # runs ldconfig in a child process, and in gunicorn's master (which reaps
+        # every child) that child's end is stolen and the thread waits on.
+        libc = ctypes.CDLL(None, use_errno=True)
         libc.inotify_init1  # noqa: B018 -- AttributeError where there is no inotify
         events = FolderEvents(libc)
     except (OSError, AttributeError) as exc:

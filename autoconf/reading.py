@@ -81,9 +81,14 @@ def _kind(mode: int) -> str:
     return next((name for test, name in _KINDS if test(mode)), "not a regular file")
 
 
+_OUTSIDE = "lies outside the domain folder and AUTOCONF_ALLOWED_FOLDERS; not read"
+
+
 def read_bounded(path: Path, limit: int, limits: Limits) -> bytes:
     """The bytes of a regular file inside the allowed folders, at most ``limit`` of
     them; ReadRefused (or OSError, for a file that cannot be opened) otherwise."""
+    if not limits.inside(Path(os.path.realpath(path))):  # symlinks resolved, nothing opened
+        raise ReadRefused(_OUTSIDE)
     info = os.stat(path)  # follows symlinks: what would be read
     if not stat.S_ISREG(info.st_mode):
         raise ReadRefused(f"not a regular file ({_kind(info.st_mode)}); only files are read")
@@ -94,10 +99,8 @@ def read_bounded(path: Path, limit: int, limits: Limits) -> bytes:
         if not stat.S_ISREG(info.st_mode):  # swapped between the stat and the open
             raise ReadRefused(f"not a regular file ({_kind(info.st_mode)}); only files are read")
         real = _real_path(fd, path)
-        if not limits.inside(real):
-            raise ReadRefused(
-                "lies outside the domain folder and AUTOCONF_ALLOWED_FOLDERS; not read"
-            )
+        if not limits.inside(real):  # swapped for a symlink out since the check
+            raise ReadRefused(_OUTSIDE)
         if info.st_size > limit:
             raise ReadRefused(f"too large ({info.st_size} bytes, limit {limit})")
         chunks: list[bytes] = []

@@ -105,6 +105,7 @@ class Registry(Generic[T]):
         self.snapshot: Snapshot[T] = EMPTY_SNAPSHOT  # type: ignore[assignment]
         self.last_result: FolderResult | None = None
         self.held_back = ""  # why the newest outcome does not serve ("" when it does)
+        self._deadline_seen = 0.0  # grace ends up to here were reloaded for already
 
     def _compiled_for(self, provider: Provider) -> T:
         cached = self._compiled.get(id(provider))
@@ -120,8 +121,8 @@ class Registry(Generic[T]):
 
     def next_deadline(self) -> float | None:
         """When a held file's grace ends (a reload is due then, with or without a change)."""
-        held = self._applied.held
-        return min(h.until for h in held) if held else None
+        pending = [h.until for h in self._applied.held if h.until > self._deadline_seen]
+        return min(pending) if pending else None
 
     def reload(self, *, force: bool = False) -> Changes:
         """Bring the snapshot up to date with the folder. ``force`` applies what is
@@ -130,11 +131,13 @@ class Registry(Generic[T]):
             now = self._clock()
             first = self.last_result is None
             if first:
-                stored = self.state.load()
+                stored = self.state.load(self._limits)
                 if stored is not None:
                     self._applied, self._states = stored.as_previous(), stored.states
             deadline = self.next_deadline()
             due = deadline is not None and deadline <= now
+            if due:
+                self._deadline_seen = now
             # Marked before the scan: a change made while it runs shows next time.
             mark = folder_mark(self.folder, self._dependencies)
             if mark == self._mark and not (first or force or due):
@@ -186,7 +189,7 @@ class Registry(Generic[T]):
         self.snapshot = snapshot  # the swap: one reference, taken whole by readers
         self.last_result = self._applied = result
         self.held_back = ""
-        self.state.save(result, EMPTY if first else previous)
+        self.state.save(result, EMPTY if first else previous, self._limits)
         return changes
 
     def guard(self, before: int, after: int, removed: int) -> str:

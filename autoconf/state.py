@@ -28,13 +28,14 @@ import os
 import pickle
 import stat
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from autoconf.folder import LoadedFile
 from autoconf.model import Provider
 from autoconf.ownership import EMPTY, FolderResult, Held
+from autoconf.reading import Limits
 
 log = logging.getLogger("autoconf")
 
@@ -84,8 +85,12 @@ class StateFolder:
             if not self.usable:
                 log.warning("state folder %s: %s; keeping no state", path, self.reason)
 
-    def load(self) -> Stored | None:
-        """What the last reload left, or None (nothing kept, or not trustworthy)."""
+    def load(self, limits: Limits | None = None) -> Stored | None:
+        """What the last reload left, or None (nothing kept, or not trustworthy).
+
+        Kept under other ``limits`` (other size limits, other allowed folders), a
+        file's parse may no longer hold: every file is then read again, while what
+        served (who owns which domain) is kept."""
         if not self.usable or self.path is None:
             return None
         meta = self._read("meta")
@@ -99,15 +104,18 @@ class StateFolder:
                 continue
             if not isinstance(shard, dict):
                 return None
+            stale = limits is not None and meta.get("limits") != limits
             for file, (state, served) in shard.items():
-                states[file] = state
+                states[file] = replace(state, signature=()) if stale else state
                 if served is not None:
                     serving[file] = served
         for held in meta.get("held", ()):
             serving[held.file] = meta["held_versions"][held.file]
         return Stored(dict(sorted(states.items())), serving, tuple(meta.get("held", ())))
 
-    def save(self, result: FolderResult, previous: FolderResult = EMPTY) -> None:
+    def save(
+        self, result: FolderResult, previous: FolderResult = EMPTY, limits: Limits | None = None
+    ) -> None:
         """Write the shards that differ from ``previous``, then the metadata."""
         if not self.usable or self.path is None or self.read_only:
             return
@@ -127,7 +135,12 @@ class StateFolder:
             for index, content in shards.items():
                 self._write(f"shard-{index:02d}", content)
             held_versions = {h.file: result.serving[h.file] for h in result.held}
-            meta = {"format": FORMAT, "held": result.held, "held_versions": held_versions}
+            meta = {
+                "format": FORMAT,
+                "held": result.held,
+                "held_versions": held_versions,
+                "limits": limits,
+            }
             self._write("meta", meta)
         except OSError as exc:
             log.warning(

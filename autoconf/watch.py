@@ -121,11 +121,11 @@ class Watcher:
             self._pid = os.getpid()
 
     def reload_now(self, *, force: bool = False, notify: bool = True) -> Changes:
-        before = self.registry.snapshot
+        before = self.registry.snapshot, self.registry.held_back
         changes = self.registry.reload(force=force)
         if changes:
             report(changes)
-        changed = self.registry.snapshot is not before
+        changed = self.registry.snapshot is not before[0] or self.registry.held_back != before[1]
         if notify and changed and self._on_change is not None:
             self._rotation_pending = True
             self._on_change()
