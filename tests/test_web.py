@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -229,3 +230,24 @@ def test_every_answer_carries_the_security_headers(client: FlaskClient) -> None:
 )
 def test_no_write_or_admin_endpoint(client: FlaskClient, method: str, path: str) -> None:
     assert client.open(path, method=method).status_code in (404, 405)
+
+
+def test_healthz_tells_the_internet_nothing_but_status(make_app: Callable[..., Flask]) -> None:
+    good = (DATA.parent.parent / "domains" / "example.com.yaml").read_text()
+    secret = "root:x:0:0:root:/root:/bin/bash"
+    app = make_app({"good.yaml": good, "bad.yaml": f"domains: ['{secret}']\nincoming: 5\n"})
+    client = app.test_client()
+    public = {"status", "providers", "domains", "broken_files", "contested_domains"}
+    for environ in (
+        {"REMOTE_ADDR": "203.0.113.5"},  # from elsewhere
+        {"REMOTE_ADDR": "127.0.0.1", "HTTP_X_FORWARDED_FOR": "203.0.113.5"},  # through a proxy
+        {"REMOTE_ADDR": "::1", "HTTP_FORWARDED": "for=203.0.113.5"},
+    ):
+        answer = client.get("/healthz", environ_base=environ)
+        body = json.loads(answer.data)
+        assert set(body) == public, environ
+        assert body["status"] == "degraded" and body["broken_files"] == 1
+        assert secret not in answer.text and "bad.yaml" not in answer.text
+    operator = json.loads(client.get("/healthz", environ_base={"REMOTE_ADDR": "127.0.0.1"}).data)
+    assert set(operator) > public
+    assert [Path(b["file"]).name for b in operator["broken"]] == ["bad.yaml"]
