@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from autoconf import yamlio
@@ -129,7 +129,12 @@ def _refused(file: str, reason: str) -> ConfigError:
     return ConfigError(file, 0, "", reason)
 
 
-def parse_file(path: Path, limits: Limits) -> tuple[Provider | None, list[ConfigError], list[Path]]:
+def parse_file(
+    path: Path,
+    limits: Limits,
+    pool: dict[Server, Server] | None = None,
+    known: Collection[str] = (),
+) -> tuple[Provider | None, list[ConfigError], list[Path]]:
     """Read, parse and validate one file, lint it when it is valid; also the
     files it depends on (itself, and the domains_from file it names)."""
     file = str(path)
@@ -163,7 +168,9 @@ def parse_file(path: Path, limits: Limits) -> tuple[Provider | None, list[Config
             reason = (exc.strerror or str(exc)).lower()
             raise ListUnreadable(f"cannot read {list_path}: {reason}") from None
 
-    provider, more = build_provider(tree, file, path.parent, read_list, limits.max_domains)
+    provider, more = build_provider(
+        tree, file, path.parent, read_list, limits.max_domains, pool, known
+    )
     problems += more
     if any(p.is_error for p in problems):
         return None, problems, dependencies
@@ -179,16 +186,6 @@ def load_file(
     return provider, problems
 
 
-def _interned(provider: Provider | None, pool: dict[Server, Server]) -> Provider | None:
-    """The provider with servers equal to ones already loaded replaced by those:
-    a hoster's one-domain files name the same servers again and again."""
-    if provider is None:
-        return None
-    incoming = tuple(pool.setdefault(s, s) for s in provider.incoming)
-    outgoing = tuple(pool.setdefault(s, s) for s in provider.outgoing)
-    return replace(provider, incoming=incoming, outgoing=outgoing)
-
-
 def _read(
     path: Path, previous: LoadedFile | None, pool: dict[Server, Server], limits: Limits
 ) -> tuple[LoadedFile, bool]:
@@ -198,8 +195,11 @@ def _read(
     # Stat, then read: a write that lands during the read differs from this
     # signature, and the next reload reads the file again.
     before = signature([path])
-    provider, problems, dependencies = parse_file(path, limits)
-    provider = _interned(provider, pool)
+    # A long list that changed by a line is checked by that line: the domains of
+    # the version before are known to be valid (their set costs less than a check).
+    earlier = previous.current if previous is not None else None
+    known: Collection[str] = set(earlier.domains) if earlier and len(earlier.domains) > 1000 else ()
+    provider, problems, dependencies = parse_file(path, limits, pool, known)
     marks = before + signature(dependencies[1:])
     last_good = provider or (previous.last_good if previous else None)
     state = LoadedFile(tuple(dependencies), marks, provider, last_good, tuple(problems))

@@ -114,9 +114,9 @@ class MeteredRegistry(Registry[T]):
         super().__init__(folder, compile, **options)
         self.metrics = metrics
 
-    def reload(self, *, force: bool = False) -> Changes:
+    def reload(self, *, force: bool = False, persist: bool = True) -> Changes:
         try:
-            changes = super().reload(force=force)
+            changes = super().reload(force=force, persist=persist)
         except Exception:
             self.metrics.reloads.labels("failed").inc()
             raise

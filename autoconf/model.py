@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 from array import array
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -167,6 +167,9 @@ class Provider:
     oauth2: OAuth2 | None = None
     mobileconfig: MobileConfig | None = None
     origins: DomainOrigins | None = field(default=None, compare=False, repr=False)
+    # The entries of ``domains`` that are patterns ("*.example.com", "*"), found
+    # while parsing, so that a million plain domains need no look each.
+    patterns: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     @property
     def served_incoming(self) -> tuple[Server, ...]:
@@ -178,7 +181,16 @@ class Provider:
 
     @property
     def concrete_domains(self) -> tuple[str, ...]:
-        return tuple(d for d in self.domains if not d.startswith("*"))
+        if not self.patterns:
+            return self.domains
+        patterns = set(self.patterns)
+        return tuple(d for d in self.domains if d not in patterns)
+
+    def same_settings(self, other: Provider) -> bool:
+        """Whether the two answer alike but for which domains they serve."""
+        return self.domains is other.domains or replace(self, domains=()) == replace(
+            other, domains=()
+        )
 
     def source(self, position: int) -> DomainSource:
         """Where ``domains[position]`` was written."""
@@ -255,10 +267,17 @@ def build_provider(
     base_dir: Path,
     read_list: ReadList | None = None,
     max_domains: int | None = None,
+    pool: dict[Server, Server] | None = None,
+    known: Collection[str] = (),
 ) -> tuple[Provider | None, list[ConfigError]]:
     """Validate a whole file; return the provider (None on any error) and every problem.
 
     ``read_list`` reads the domains_from file (by default, unbounded, from ``base_dir``).
+    Servers equal to one in ``pool`` are that one: a hoster's one-domain files name
+    the same servers again and again, and 100,000 such files then hold them once.
+    (Server equality leaves out where in its file a server was written.)
+    ``known`` are domains a previous version of the file listed, valid as they are:
+    a list line equal to one of them needs no check of its own.
     """
     c = Checker(file)
     root = c.mapping(tree, "(root)", 1)
@@ -266,7 +285,7 @@ def build_provider(
         return None, c.problems
     c.keys(root, "", _TOP_KEYS)
 
-    domains, origins = _domains(c, root, read_list or read_list_beside(base_dir))
+    domains, origins, patterns = _domains(c, root, read_list or read_list_beside(base_dir), known)
     if max_domains is not None and len(domains) > max_domains:
         c.error(
             root,
@@ -274,8 +293,9 @@ def build_provider(
             "domains",
             f"too many domains ({len(domains)}, limit {max_domains})",
         )
-    incoming = _servers(c, root, "incoming", (ServerType.IMAP, ServerType.POP3))
-    outgoing = _servers(c, root, "outgoing", (ServerType.SMTP,))
+    pool = {} if pool is None else pool
+    incoming = _servers(c, root, "incoming", (ServerType.IMAP, ServerType.POP3), pool)
+    outgoing = _servers(c, root, "outgoing", (ServerType.SMTP,), pool)
 
     meta = c.child_mapping(root, "provider", "provider")
     first = next((d for d in domains if d != CATCH_ALL), "catch-all")
@@ -316,13 +336,17 @@ def build_provider(
             oauth2=oauth2,
             mobileconfig=mobileconfig,
             origins=origins,
+            patterns=tuple(patterns),
         ),
         c.problems,
     )
 
 
-def _domains(c: Checker, root: MarkedMap, read_list: ReadList) -> tuple[list[str], DomainOrigins]:
+def _domains(
+    c: Checker, root: MarkedMap, read_list: ReadList, known: Collection[str] = ()
+) -> tuple[list[str], DomainOrigins, list[str]]:
     domains: list[str] = []
+    patterns: list[str] = []  # those of the domains that are "*" or "*.suffix"
     lines = array("I")
     indexes = array("i")
     seen: dict[str, tuple[str, int]] = {}
@@ -351,6 +375,8 @@ def _domains(c: Checker, root: MarkedMap, read_list: ReadList) -> tuple[list[str
             c.warning_at(file, line, path, f"{domain} is listed twice (also {first[0]}:{first[1]})")
             return
         seen[domain] = (file, line)
+        if domain.startswith(CATCH_ALL):
+            patterns.append(domain)
         domains.append(domain)
         lines.append(line)
         indexes.append(index)
@@ -368,7 +394,7 @@ def _domains(c: Checker, root: MarkedMap, read_list: ReadList) -> tuple[list[str
         except ListUnreadable as exc:
             c.error(root, "domains_from", "domains_from", str(exc))
         else:
-            fast = _simple_list(text, seen)
+            fast = _simple_list(text, seen, known)
             if fast is not None:  # a list of plain domains, one a line: no checks one by one
                 domains.extend(fast)
                 lines.extend(range(1, len(fast) + 1))
@@ -383,7 +409,7 @@ def _domains(c: Checker, root: MarkedMap, read_list: ReadList) -> tuple[list[str
         c.error(root, None, "domains", "missing: list at least one domain")
     elif not domains and not c.has_errors:
         c.error(root, "domains", "domains", "list at least one domain")
-    return domains, DomainOrigins(c.file, list_file, lines, indexes)
+    return domains, DomainOrigins(c.file, list_file, lines, indexes), patterns
 
 
 # One line of a plain list: lower-case letters, digits and hyphens in labels of
@@ -393,19 +419,33 @@ _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _PLAIN_LIST = re.compile(rf"(?>(?>{_LABEL}\.)+{_LABEL}\n)*+", re.ASCII)
 
 
-def _simple_list(text: str, seen: Mapping[str, object]) -> list[str] | None:
+def _simple_list(
+    text: str, seen: Mapping[str, object], known: Collection[str] = ()
+) -> list[str] | None:
     """The domains of a list that is only plain lower-case domains, one a line,
     ending with a line feed, with no repeats and none also in ``domains:``; else
     None, and the list is read line by line. A hoster's generated list of a
-    million domains takes this path: one regular expression over the whole text."""
+    million domains takes this path: its lines are checked by one regular
+    expression over the whole text, or, when the previous version's domains are
+    ``known``, only the lines that are new (a one-line change checks one line)."""
     if not text.endswith("\n") or "--" in text or not text.isascii():
         return None
-    if _PLAIN_LIST.fullmatch(text) is None:
-        return None
     found = text[:-1].split("\n")
-    if max(map(len, found)) > MAX_DOMAIN or len(set(found)) != len(found):
+    unique = set(found)
+    if len(unique) != len(found):
         return None
-    if seen and not seen.keys().isdisjoint(found):
+    if known:
+        fresh = unique.difference(known)
+        if fresh and _PLAIN_LIST.fullmatch("\n".join(fresh) + "\n") is None:
+            return None
+        longest = max(map(len, fresh), default=0)
+    else:
+        if _PLAIN_LIST.fullmatch(text) is None:
+            return None
+        longest = max(map(len, found))
+    if longest > MAX_DOMAIN:
+        return None
+    if seen and not unique.isdisjoint(seen):
         return None
     return found
 
@@ -440,7 +480,13 @@ def normalize_domain_pattern(raw: str) -> str:
     return normalize_domain(text)
 
 
-def _servers(c: Checker, root: MarkedMap, key: str, types: tuple[ServerType, ...]) -> list[Server]:
+def _servers(
+    c: Checker,
+    root: MarkedMap,
+    key: str,
+    types: tuple[ServerType, ...],
+    pool: dict[Server, Server],
+) -> list[Server]:
     listed = c.child_list(root, key, key)
     if listed is None:
         if key not in root:
@@ -456,7 +502,7 @@ def _servers(c: Checker, root: MarkedMap, key: str, types: tuple[ServerType, ...
             continue
         server = _server(c, entry, path, types)
         if server is not None:
-            servers.append(server)
+            servers.append(pool.setdefault(server, server))
     return servers
 
 

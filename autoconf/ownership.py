@@ -155,6 +155,8 @@ def _contests(
     versions: Mapping[str, Provider], before: Mapping[str, Provider]
 ) -> tuple[Contest, ...]:
     """Every domain listed by more than one file, with the file that keeps it."""
+    if len(versions) < 2:
+        return ()
     first: dict[str, str] = {}  # domain -> the first file (in name order) to list it
     more: dict[str, list[str]] = {}
     for file, provider in versions.items():
@@ -231,4 +233,5 @@ def _without(provider: Provider, lost: set[str]) -> Provider | None:
             array("i", (origins.indexes[i] for i in keep)),
         )
     domains = tuple(provider.domains[i] for i in keep)
-    return replace(provider, domains=domains, origins=origins)
+    patterns = tuple(p for p in provider.patterns if p not in lost)
+    return replace(provider, domains=domains, origins=origins, patterns=patterns)

@@ -50,6 +50,8 @@ class Limits:
     max_file_bytes: int = MAX_FILE_BYTES
     max_list_bytes: int = MAX_LIST_BYTES
     max_domains: int = MAX_DOMAINS
+    # Those folders as configured: a plain file right in one needs no resolving.
+    given: frozenset[str] = frozenset()
 
     @classmethod
     def for_folder(
@@ -61,8 +63,10 @@ class Limits:
         max_list_bytes: int = MAX_LIST_BYTES,
         max_domains: int = MAX_DOMAINS,
     ) -> Limits:
-        roots = tuple(dict.fromkeys(Path(os.path.realpath(p)) for p in (folder, *allowed)))
-        return cls(roots, max_file_bytes, max_list_bytes, max_domains)
+        folders = (folder, *allowed)
+        roots = tuple(dict.fromkeys(Path(os.path.realpath(p)) for p in folders))
+        given = frozenset(str(p) for p in folders)
+        return cls(roots, max_file_bytes, max_list_bytes, max_domains, given)
 
     def inside(self, real: Path) -> bool:
         return any(real == root or real.is_relative_to(root) for root in self.roots)
@@ -87,34 +91,43 @@ _OUTSIDE = "lies outside the domain folder and AUTOCONF_ALLOWED_FOLDERS; not rea
 def read_bounded(path: Path, limit: int, limits: Limits) -> bytes:
     """The bytes of a regular file inside the allowed folders, at most ``limit`` of
     them; ReadRefused (or OSError, for a file that cannot be opened) otherwise."""
+    info = os.lstat(path)
+    if stat.S_ISREG(info.st_mode) and str(path.parent) in limits.given:
+        # The common case, a plain file right in an allowed folder: confined as it
+        # is; O_NOFOLLOW refuses it if it is swapped for a symlink meanwhile.
+        return _read_regular(os.O_NOFOLLOW, path, limit, limits, check=False)
     if not limits.inside(Path(os.path.realpath(path))):  # symlinks resolved, nothing opened
         raise ReadRefused(_OUTSIDE)
     info = os.stat(path)  # follows symlinks: what would be read
     if not stat.S_ISREG(info.st_mode):
         raise ReadRefused(f"not a regular file ({_kind(info.st_mode)}); only files are read")
-    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
+    return _read_regular(0, path, limit, limits, check=True)
+
+
+def _read_regular(flags: int, path: Path, limit: int, limits: Limits, *, check: bool) -> bytes:
+    flags |= os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
     fd = os.open(path, flags)
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):  # swapped between the stat and the open
             raise ReadRefused(f"not a regular file ({_kind(info.st_mode)}); only files are read")
-        real = _real_path(fd, path)
-        if not limits.inside(real):  # swapped for a symlink out since the check
+        if check and not limits.inside(_real_path(fd, path)):  # swapped for a symlink out
             raise ReadRefused(_OUTSIDE)
         if info.st_size > limit:
             raise ReadRefused(f"too large ({info.st_size} bytes, limit {limit})")
-        chunks: list[bytes] = []
-        remaining = limit + 1
-        while remaining > 0:
-            chunk = os.read(fd, min(remaining, MiB))
+        # One read gives a file of the size fstat told (a short read means its end);
+        # one more byte asked for shows a file that grew meanwhile.
+        chunks = [os.read(fd, info.st_size + 1)]
+        total = len(chunks[0])
+        while total > info.st_size and total <= limit:
+            chunk = os.read(fd, min(limit + 1 - total, MiB))
             if not chunk:
                 break
             chunks.append(chunk)
-            remaining -= len(chunk)
-        data = b"".join(chunks)
-        if len(data) > limit:
+            total += len(chunk)
+        if total > limit:
             raise ReadRefused(f"too large (over {limit} bytes, limit {limit})")
-        return data
+        return b"".join(chunks)
     finally:
         os.close(fd)
 

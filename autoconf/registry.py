@@ -25,7 +25,7 @@ from typing import Any, Generic, TypeVar
 
 from autoconf.errors import ConfigError
 from autoconf.folder import LoadedFile, folder_mark, scan_folder
-from autoconf.model import Provider
+from autoconf.model import CATCH_ALL, WILDCARD_PREFIX, Provider
 from autoconf.ownership import EMPTY, GRACE_SECONDS, FolderResult, resolve
 from autoconf.reading import Limits
 from autoconf.snapshot import EMPTY_SNAPSHOT, Snapshot, build_snapshot
@@ -106,6 +106,7 @@ class Registry(Generic[T]):
         self.last_result: FolderResult | None = None
         self.held_back = ""  # why the newest outcome does not serve ("" when it does)
         self._deadline_seen = 0.0  # grace ends up to here were reloaded for already
+        self._unsaved: tuple[FolderResult, FolderResult] | None = None
 
     def _compiled_for(self, provider: Provider) -> T:
         cached = self._compiled.get(id(provider))
@@ -124,9 +125,16 @@ class Registry(Generic[T]):
         pending = [h.until for h in self._applied.held if h.until > self._deadline_seen]
         return min(pending) if pending else None
 
-    def reload(self, *, force: bool = False) -> Changes:
+    def reload(self, *, force: bool = False, persist: bool = True) -> Changes:
         """Bring the snapshot up to date with the folder. ``force`` applies what is
-        found even when the guard would hold it back (SIGHUP with the override)."""
+        found even when the guard would hold it back (SIGHUP with the override).
+        Without ``persist`` the outcome waits for :meth:`persist` to be written."""
+        changes = self._reload(force=force)
+        if persist:
+            self.persist()
+        return changes
+
+    def _reload(self, *, force: bool) -> Changes:
         with self._lock:
             now = self._clock()
             first = self.last_result is None
@@ -159,14 +167,15 @@ class Registry(Generic[T]):
         if first and self._applied is not EMPTY:  # what served before the restart
             before = build_snapshot(self._applied, self._compiled_for)
         snapshot = build_snapshot(result, self._compiled_for)
-        old, new = before.patterns(), snapshot.patterns()
-        removed = old - new
+        added, changed, removed = _differences(self._applied, result, before, snapshot)
         # What is new to the log: the problems of the files read anew, and claims
         # that did not wait before.
         problems = tuple(p for name in result.changed for p in result.states[name].problems)
         waited = set(self._applied.claims)
         problems += tuple(p for p in result.claims if p not in waited)
-        reason = "" if force else self.guard(len(old), len(new), len(removed))
+        count = before.domain_count
+        after = count + len(added) - len(removed)
+        reason = "" if force else self.guard(count, after, len(removed))
         if reason:
             if first:  # serve what served before the restart, not nothing
                 self.snapshot, self.last_result = before, self._applied
@@ -174,23 +183,26 @@ class Registry(Generic[T]):
             return Changes(read=result.changed, problems=problems, held_back=reason)
         live = {id(p) for p in result.providers}
         self._compiled = {k: v for k, v in self._compiled.items() if k in live}
-        changed_files = [
-            f for f, p in result.serving.items() if self._applied.serving.get(f) is not p
-        ]
-        changed = {d for f in changed_files for d in result.serving[f].domains if d in old}
-        changes = Changes(
-            added=tuple(sorted(new - old)),
+        previous = self._applied
+        self.snapshot = snapshot  # the swap: one reference, taken whole by readers
+        self.last_result = self._applied = result
+        self.held_back = ""
+        self._unsaved = (result, EMPTY if first else previous)
+        return Changes(
+            added=tuple(sorted(added)),
             changed=tuple(sorted(changed)),
             removed=tuple(sorted(removed)),
             read=result.changed,
             problems=problems,
         )
-        previous = self._applied
-        self.snapshot = snapshot  # the swap: one reference, taken whole by readers
-        self.last_result = self._applied = result
-        self.held_back = ""
-        self.state.save(result, EMPTY if first else previous, self._limits)
-        return changes
+
+    def persist(self) -> None:
+        """Write the outcome of the last applied reload to the state folder (after the
+        swap, so that the new snapshot does not wait for the disk)."""
+        with self._lock:
+            unsaved, self._unsaved = self._unsaved, None
+            if unsaved is not None:
+                self.state.save(*unsaved, self._limits)
 
     def guard(self, before: int, after: int, removed: int) -> str:
         """Why an outcome looks like an accident rather than an edit ("" if it does not)."""
@@ -204,3 +216,51 @@ class Registry(Generic[T]):
                 f"{self._max_drop:.0%}); keeping the last snapshot"
             )
         return ""
+
+
+def _differences(
+    before: FolderResult, after: FolderResult, old: Snapshot[Any], new: Snapshot[Any]
+) -> tuple[set[str], set[str], set[str]]:
+    """The domains (and patterns) a reload adds, changes and removes, from the files
+    whose served version changed only."""
+    added: set[str] = set()
+    changed: set[str] = set()
+    removed: set[str] = set()
+    for file in before.serving.keys() | after.serving.keys():
+        was, now = before.serving.get(file), after.serving.get(file)
+        if was is now:
+            continue
+        if (
+            was is not None
+            and now is not None
+            and was.same_settings(now)
+            and len(now.domains) > BIG
+        ):
+            # A long list that gained or lost a few lines, answered alike otherwise:
+            # the few that differ, found in C, and whether the service had them.
+            for domain in set(was.domains).symmetric_difference(now.domains):
+                served_before, served_now = _serves(old, domain), _serves(new, domain)
+                if served_now and not served_before:
+                    added.add(domain)
+                elif served_before and not served_now:
+                    removed.add(domain)
+            continue
+        old_domains = set(was.domains) if was is not None else set()
+        new_domains = set(now.domains) if now is not None else set()
+        added |= new_domains - old_domains
+        removed |= old_domains - new_domains
+        if was is not None and now is not None and not was.same_settings(now):
+            changed |= old_domains & new_domains
+    moved = added & removed  # from one file to another: served all along
+    return added - moved, changed | moved, removed - moved
+
+
+BIG = 10_000  # domains in one file: a reload's differences are found in bulk
+
+
+def _serves(snapshot: Snapshot[Any], pattern: str) -> bool:
+    if pattern == CATCH_ALL:
+        return snapshot.catch_all is not None
+    if pattern.startswith(WILDCARD_PREFIX):
+        return pattern[len(WILDCARD_PREFIX) :] in snapshot.wildcards
+    return pattern in snapshot.exact

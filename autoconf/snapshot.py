@@ -80,17 +80,13 @@ def build_snapshot(result: FolderResult, compile: Callable[[Provider], T]) -> Sn
     for provider in result.providers:
         entry = Entry(provider, compile(provider))
         entries.append(entry)
-        domains = provider.domains
-        if not any(d.startswith("*") for d in domains):  # the common case, done in C
-            exact.update(dict.fromkeys(domains, entry))
-            continue
-        for domain in domains:
-            if domain == CATCH_ALL:
+        exact.update(dict.fromkeys(provider.domains, entry))  # done in C, for a million too
+        for pattern in provider.patterns:
+            del exact[pattern]
+            if pattern == CATCH_ALL:
                 catch_all = entry
-            elif domain.startswith(WILDCARD_PREFIX):
-                wildcards[domain[len(WILDCARD_PREFIX) :]] = entry
             else:
-                exact[domain] = entry
+                wildcards[pattern[len(WILDCARD_PREFIX) :]] = entry
     return Snapshot(
         MappingProxyType(exact),
         MappingProxyType(wildcards),

@@ -28,7 +28,7 @@ import os
 import pickle
 import stat
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +39,31 @@ from autoconf.reading import Limits
 
 log = logging.getLogger("autoconf")
 
-# Bumped whenever what is pickled changes shape: an older state is then ignored.
-FORMAT = "mail-autoconf-state-1"
+
+def _format() -> str:
+    """Names the shape of what is pickled: the fields of every class in it. A state
+    kept by a release whose classes differ is ignored (the start is a first start)."""
+    from autoconf import model, ownership, reading
+
+    kinds = (
+        LoadedFile,
+        Held,
+        reading.Limits,
+        model.Provider,
+        model.Server,
+        model.DomainOrigins,
+        model.Pop3Options,
+        model.DavService,
+        model.Documentation,
+        model.OAuth2,
+        model.MobileConfig,
+        ownership.Held,
+    )
+    shape = ";".join(f"{k.__name__}:{','.join(f.name for f in fields(k))}" for k in kinds)
+    return "mail-autoconf-state-" + hashlib.blake2b(shape.encode(), digest_size=8).hexdigest()
+
+
+FORMAT = _format()
 SHARDS = 64
 FORCE_FILE = "force-reload"  # present: the next SIGHUP applies a reload the guard held back
 
@@ -86,6 +109,15 @@ class StateFolder:
                 log.warning("state folder %s: %s; keeping no state", path, self.reason)
 
     def load(self, limits: Limits | None = None) -> Stored | None:
+        try:
+            return self._load(limits)
+        except Exception as exc:  # objects of another release, a torn shard: start afresh
+            log.warning(
+                "state %s: unusable (%s); ignoring the state", self.path, type(exc).__name__
+            )
+            return None
+
+    def _load(self, limits: Limits | None) -> Stored | None:
         """What the last reload left, or None (nothing kept, or not trustworthy).
 
         Kept under other ``limits`` (other size limits, other allowed folders), a

@@ -122,13 +122,14 @@ class Watcher:
 
     def reload_now(self, *, force: bool = False, notify: bool = True) -> Changes:
         before = self.registry.snapshot, self.registry.held_back
-        changes = self.registry.reload(force=force)
+        changes = self.registry.reload(force=force, persist=False)
         if changes:
             report(changes)
         changed = self.registry.snapshot is not before[0] or self.registry.held_back != before[1]
         if notify and changed and self._on_change is not None:
             self._rotation_pending = True
             self._on_change()
+        self.registry.persist()
         return changes
 
     def _reload_logged(self, *, force: bool = False, notify: bool = True) -> float:

@@ -206,7 +206,7 @@ def measure_load(folder: Path, touch: Path, profile: Path | None) -> dict[str, o
     if len(entries) == 1:
         provider = entries[0].provider
         per_domain["domains"] = _deep_size(provider.domains, set()) / count
-        per_domain["domain_sources"] = _deep_size(provider.domain_sources, set()) / count
+        per_domain["origins"] = _deep_size(provider.origins, set()) / count
     seen = {id(e) for e in entries}  # the entries themselves are counted above
     per_domain["index"] = _deep_size(dict(snapshot.exact), seen) / count
     states = registry._states  # noqa: SLF001 (the benchmark looks inside on purpose)
