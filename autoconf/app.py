@@ -76,7 +76,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         grace=settings.grace_seconds,
         max_drop=settings.max_drop,
     )
-    changes = registry.reload()
+    # The state is written later, by the watcher (in gunicorn's master, after the
+    # workers have forked): a start does not wait for the disk.
+    changes = registry.reload(persist=False)
     for problem in changes.problems:
         (log.error if problem.is_error else log.warning)("%s", problem)
     if changes.held_back:

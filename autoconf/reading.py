@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 MiB = 1024 * 1024
@@ -51,7 +51,8 @@ class Limits:
     max_list_bytes: int = MAX_LIST_BYTES
     max_domains: int = MAX_DOMAINS
     # Those folders as configured: a plain file right in one needs no resolving.
-    given: frozenset[str] = frozenset()
+    # (How they are spelt changes nothing that is read: left out of comparisons.)
+    given: frozenset[str] = field(default=frozenset(), compare=False)
 
     @classmethod
     def for_folder(

@@ -99,7 +99,7 @@ class Registry(Generic[T]):
         self._states: dict[str, LoadedFile] | Any = {}
         self._applied: FolderResult = EMPTY  # the outcome that serves
         self._mark = -1  # folder_mark() as of the last reload
-        self._dependencies: tuple[Path, ...] = ()  # the domains_from files named
+        self._dependencies: tuple[str, ...] = ()  # the domains_from files named
         self._compiled: dict[int, tuple[Provider, T]] = {}
         self._lock = threading.Lock()  # one reload at a time
         self.snapshot: Snapshot[T] = EMPTY_SNAPSHOT  # type: ignore[assignment]
@@ -118,7 +118,7 @@ class Registry(Generic[T]):
 
     def watched_folders(self) -> set[Path]:
         """The folder, and the folders of the domains_from files its files name."""
-        return {self.folder, *(path.parent for path in self._dependencies)}
+        return {self.folder, *(Path(path).parent for path in self._dependencies)}
 
     def next_deadline(self) -> float | None:
         """When a held file's grace ends (a reload is due then, with or without a change)."""
@@ -163,9 +163,10 @@ class Registry(Generic[T]):
             return self._apply(result, force=force, first=first)
 
     def _apply(self, result: FolderResult, *, force: bool, first: bool) -> Changes:
-        before = self.snapshot
-        if first and self._applied is not EMPTY:  # what served before the restart
-            before = build_snapshot(self._applied, self._compiled_for)
+        before: Snapshot[Any] = self.snapshot
+        restarted = first and self._applied is not EMPTY
+        if restarted:  # what served before the restart: its index, uncompiled, to compare
+            before = build_snapshot(self._applied, lambda provider: None)
         snapshot = build_snapshot(result, self._compiled_for)
         added, changed, removed = _differences(self._applied, result, before, snapshot)
         # What is new to the log: the problems of the files read anew, and claims
@@ -177,8 +178,9 @@ class Registry(Generic[T]):
         after = count + len(added) - len(removed)
         reason = "" if force else self.guard(count, after, len(removed))
         if reason:
-            if first:  # serve what served before the restart, not nothing
-                self.snapshot, self.last_result = before, self._applied
+            if restarted:  # serve what served before the restart, not nothing
+                self.snapshot = build_snapshot(self._applied, self._compiled_for)
+                self.last_result = self._applied
             self.held_back = reason
             return Changes(read=result.changed, problems=problems, held_back=reason)
         live = {id(p) for p in result.providers}
@@ -187,7 +189,7 @@ class Registry(Generic[T]):
         self.snapshot = snapshot  # the swap: one reference, taken whole by readers
         self.last_result = self._applied = result
         self.held_back = ""
-        self._unsaved = (result, EMPTY if first else previous)
+        self._unsaved = (result, EMPTY if first and not restarted else previous)
         return Changes(
             added=tuple(sorted(added)),
             changed=tuple(sorted(changed)),

@@ -93,6 +93,8 @@ class Watcher:
         self._on_change = on_change
         self._pid = os.getpid()
         log.info("the master loads %s for every worker", self.registry.folder)
+        if self.interval <= 0:  # no watching thread to write the start's outcome
+            self.registry.persist()
         if self.interval > 0:
             threading.Thread(target=self._run, name="autoconf-reload", daemon=True).start()
 
@@ -116,6 +118,7 @@ class Watcher:
             # A process new to this registry brings itself up to date before
             # its first answer; after a SIGHUP that is the new configuration.
             self._reload_logged()
+            self.registry.persist()
             if self.interval > 0:
                 threading.Thread(target=self._run, name="autoconf-reload", daemon=True).start()
             self._pid = os.getpid()
@@ -147,6 +150,7 @@ class Watcher:
         return time.monotonic() - started
 
     def _run(self) -> None:
+        self.registry.persist()  # the start's outcome, now that the workers serve it
         events = open_events(self.registry.watched_folders())
         how = "on inotify events" if events is not None else "by polling"
         log.info("watching %s %s, polling every %g s", self.registry.folder, how, self.interval)
