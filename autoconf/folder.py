@@ -19,6 +19,7 @@ from autoconf import yamlio
 from autoconf.errors import ConfigError
 from autoconf.lint import lint
 from autoconf.model import ListUnreadable, Provider, Server, build_provider
+from autoconf.pickling import tuple_state
 from autoconf.reading import Limits, ReadRefused, read_bounded
 
 DOMAIN_FILE_SUFFIXES = (".yaml", ".yml")
@@ -31,6 +32,7 @@ Signature = tuple[Mark, ...]
 _MISSING: Mark = (0, 0, 0, 0)
 
 
+@tuple_state
 @dataclass(frozen=True, slots=True)
 class LoadedFile:
     """A domain file as last read."""

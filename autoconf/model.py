@@ -20,6 +20,7 @@ from publicsuffixlist import PublicSuffixList
 
 from autoconf.address import EMAILADDRESS, MAX_DOMAIN, InvalidDomain, normalize_domain
 from autoconf.errors import ConfigError
+from autoconf.pickling import tuple_state
 from autoconf.schema import HOST_PLACEHOLDERS, Checker, describe
 from autoconf.yamlio import MarkedMap
 
@@ -68,6 +69,7 @@ DEFAULT_PORTS: Mapping[tuple[ServerType, Security], int] = {
 }
 
 
+@tuple_state
 @dataclass(frozen=True, slots=True)
 class Pop3Options:
     leave_messages_on_server: bool | None = None
@@ -75,6 +77,7 @@ class Pop3Options:
     download_on_biff: bool | None = None
 
 
+@tuple_state
 @dataclass(frozen=True, slots=True)
 class Server:
     type: ServerType
@@ -97,18 +100,21 @@ class Server:
         return not set(self.auth) <= OUTGOING_ONLY_AUTH
 
 
+@tuple_state
 @dataclass(frozen=True, slots=True)
 class DavService:
     url: str
     username: str
 
 
+@tuple_state
 @dataclass(frozen=True, slots=True)
 class Documentation:
     url: str
     text: tuple[tuple[str, str], ...]  # (language, text)
 
 
+@tuple_state
 @dataclass(frozen=True, slots=True)
 class OAuth2:
     issuer: str
@@ -117,12 +123,14 @@ class OAuth2:
     token_url: str
 
 
+@tuple_state
 @dataclass(frozen=True, slots=True)
 class MobileConfig:
     identifier: str
     organization: str
 
 
+@tuple_state
 @dataclass(frozen=True, slots=True)
 class DomainSource:
     """Where a domain was claimed: for 'claimed by two files' messages."""
@@ -132,6 +140,7 @@ class DomainSource:
     path: str
 
 
+@tuple_state
 @dataclass(frozen=True, slots=True)
 class DomainOrigins:
     """Where each of a provider's domains was written, kept compactly: a
@@ -150,6 +159,7 @@ class DomainOrigins:
         return DomainSource(self.file, self.lines[position], f"domains[{index}]")
 
 
+@tuple_state
 @dataclass(frozen=True, slots=True)
 class Provider:
     id: str

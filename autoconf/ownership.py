@@ -31,6 +31,7 @@ from dataclasses import dataclass, field, replace
 from autoconf.errors import ConfigError
 from autoconf.folder import LoadedFile, Scan
 from autoconf.model import DomainOrigins, Provider
+from autoconf.pickling import tuple_state
 
 GRACE_SECONDS = 60.0
 
@@ -51,6 +52,7 @@ class Contest:
     claimants: tuple[str, ...]  # every file that lists it, the owner among them
 
 
+@tuple_state
 @dataclass(frozen=True, slots=True)
 class Held:
     """A file that served and is missing now: it serves on until ``until``."""

@@ -59,7 +59,9 @@ def _format() -> str:
         model.MobileConfig,
         ownership.Held,
     )
-    shape = ";".join(f"{k.__name__}:{','.join(f.name for f in fields(k))}" for k in kinds)
+    shape = "tuple-state;" + ";".join(
+        f"{k.__name__}:{','.join(f.name for f in fields(k))}" for k in kinds
+    )
     return "mail-autoconf-state-" + hashlib.blake2b(shape.encode(), digest_size=8).hexdigest()
 
 
@@ -107,6 +109,8 @@ class StateFolder:
             self.usable, self.reason = _prepare(path)
             if not self.usable:
                 log.warning("state folder %s: %s; keeping no state", path, self.reason)
+            for torn in path.glob(".*.*") if self.usable else ():  # a write a stop cut short
+                torn.unlink(missing_ok=True)
 
     def load(self, limits: Limits | None = None) -> Stored | None:
         try:

@@ -127,6 +127,11 @@ def run(layout: str) -> None:
         try:
             print(f"  {label:18} every sampled domain and the last answered after {took:6.1f} s")
             print(f"  {'':18} workers: {memory(server)}")
+            # The master writes the state folder after the workers fork: a restart
+            # long after the start finds it whole. Wait for it (bounded) so this one does.
+            deadline = time.monotonic() + WAIT
+            while not (state / "meta").exists() and time.monotonic() < deadline:
+                time.sleep(0.2)
             if layout == "list" and label.startswith("restart"):
                 added = f"added-{int(time.time())}.example"
                 with (folder / "vdomains").open("a", encoding="ascii") as stream:
