@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from array import array
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import lru_cache
@@ -149,8 +149,11 @@ class DomainOrigins:
 
     file: str
     list_file: str  # the domains_from file, "" when there is none
-    lines: array[int]  # the line of each domain, in its file
-    indexes: array[int]  # its index in ``domains:``, or -1: a line of the list
+    # The line of each domain in its file, and its index in ``domains:`` (-1: a
+    # line of the list): arrays for long lists, tuples for a few (they unpickle
+    # faster, and a restart unpickles 100,000 of them).
+    lines: Sequence[int]
+    indexes: Sequence[int]
 
     def source(self, position: int) -> DomainSource:
         index = self.indexes[position]
@@ -419,7 +422,12 @@ def _domains(
         c.error(root, None, "domains", "missing: list at least one domain")
     elif not domains and not c.has_errors:
         c.error(root, "domains", "domains", "list at least one domain")
-    return domains, DomainOrigins(c.file, list_file, lines, indexes), patterns
+    origins = DomainOrigins(c.file, list_file, _compact(lines), _compact(indexes))
+    return domains, origins, patterns
+
+
+def _compact(numbers: array[int]) -> Sequence[int]:
+    return tuple(numbers) if len(numbers) <= 64 else numbers
 
 
 # One line of a plain list: lower-case letters, digits and hyphens in labels of
