@@ -20,6 +20,8 @@ Flask and Werkzeug behind them ever see one they cannot decode.
 
 from __future__ import annotations
 
+import socket
+import ssl
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -29,7 +31,7 @@ from urllib.parse import unquote_to_bytes
 from werkzeug.wsgi import get_host
 
 from autoconf.address import Address, domain_from_host, normalize_host, parse_address
-from autoconf.errors import BadRequest, NotFound, PayloadTooLarge, RequestError
+from autoconf.errors import BadRequest, NotFound, PayloadTooLarge, RequestError, RequestTimeout
 from autoconf.registry import Entry, Registry, Snapshot
 from autoconf.render import Compiled, autoconfig, autodiscover, mobileconfig
 from autoconf.settings import Settings
@@ -52,6 +54,13 @@ ANSWER_HEADERS = (
     ("Referrer-Policy", "no-referrer"),
     ("Cache-Control", "no-store"),
 )
+
+# Seconds a client may fall silent while sending a request body before it is
+# answered 408. Under gunicorn's sync workers a stalled body holds a worker: this
+# bounds each wait far below gunicorn's 30 s worker timeout. (A socket timeout:
+# it bounds each pause, as nginx's client_body_timeout does, not the whole body;
+# in front, nginx reads whole bodies before it passes them on.)
+BODY_READ_TIMEOUT = 5.0
 
 
 @dataclass
@@ -116,13 +125,28 @@ class Request:
             remaining = limit + 1
         else:
             return b""
+        # gunicorn reads the body from the client's socket as the view asks for it:
+        # a client that stops sending would hold this worker until gunicorn kills it.
+        sock = self.environ.get("gunicorn.socket")
+        before = sock.gettimeout() if isinstance(sock, socket.socket) else None
+        if isinstance(sock, socket.socket):
+            sock.settimeout(BODY_READ_TIMEOUT)
         chunks: list[bytes] = []
-        while remaining > 0:  # a stream may hand out less than asked for, so read on
-            chunk = stream.read(remaining)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            remaining -= len(chunk)
+        try:
+            while remaining > 0:  # a stream may hand out less than asked for, so read on
+                chunk = stream.read(remaining)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                remaining -= len(chunk)
+        except TimeoutError:
+            _stop_reading(sock)
+            raise RequestTimeout(
+                f"the request body stopped arriving for {BODY_READ_TIMEOUT:g} s"
+            ) from None
+        finally:
+            if isinstance(sock, socket.socket):
+                sock.settimeout(before)  # writing the answer is gunicorn's, as before
         body = b"".join(chunks)
         if len(body) > limit:
             raise _too_large(limit)
@@ -131,6 +155,17 @@ class Request:
 
 def _too_large(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(f"the request body is larger than {limit // 1024} KiB")
+
+
+def _stop_reading(sock: object) -> None:
+    """After a stalled body, no more reading from the client: gunicorn, closing the
+    connection after the answer, would otherwise linger up to 2 s more waiting for
+    the rest of it. (A TLS socket is left alone: shutting it down ends its TLS.)"""
+    if isinstance(sock, socket.socket) and not isinstance(sock, ssl.SSLSocket):
+        try:
+            sock.shutdown(socket.SHUT_RD)
+        except OSError:
+            pass  # already gone
 
 
 def _unquoted(raw: bytes) -> bytes:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import socket
 import threading
+import time
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -19,7 +21,8 @@ from flask.testing import FlaskClient
 from lxml import etree
 from werkzeug.test import EnvironBuilder, TestResponse
 
-from autoconf.errors import BadRequest, PayloadTooLarge
+from autoconf import wsgi
+from autoconf.errors import BadRequest, PayloadTooLarge, RequestTimeout
 from autoconf.wsgi import (
     AUTOCONFIG,
     JSON_ENDPOINT,
@@ -361,3 +364,35 @@ def test_an_address_that_is_not_utf8_is_400(
     assert root.findtext(".//{*}ErrorCode") == "600"
     assert "malformed XML" in str(root.findtext(".//{*}DebugData"))
     assert logged_by_requests(caplog) == []
+
+
+def test_a_body_that_stops_arriving_is_408(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under gunicorn the body is read from the client's socket: a client that falls
+    silent for BODY_READ_TIMEOUT is refused, and nothing more is read from it."""
+    monkeypatch.setattr(wsgi, "BODY_READ_TIMEOUT", 0.2)
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        theirs = socket.create_connection(server.getsockname())
+        ours, _ = server.accept()
+    with ours, theirs:
+        theirs.sendall(b"<?xml vers")  # 10 of 1000 bytes
+        request = Request(
+            {"wsgi.input": ours.makefile("rb"), "CONTENT_LENGTH": "1000", "gunicorn.socket": ours}
+        )
+        began = time.monotonic()
+        with pytest.raises(RequestTimeout, match="stopped arriving for 0.2 s") as caught:
+            request.body(64 * 1024)
+        assert 0.2 <= time.monotonic() - began < 2
+        assert caught.value.status == 408
+        assert ours.gettimeout() is None  # as gunicorn left it, for writing the answer
+        # The read side is shut: gunicorn, draining it before it closes, is not kept
+        # waiting for the rest of the body (it would linger up to 2 s).
+        ours.settimeout(1)
+        began = time.monotonic()
+        assert ours.recv(10) == b""
+        assert time.monotonic() - began < 0.5
+
+
+def test_a_pox_body_timeout_is_answered_in_the_pox_format() -> None:
+    answer = wsgi.pox_error(RequestTimeout("the request body stopped arriving for 5 s"))
+    assert (answer.status, answer.content_type) == (408, XML)
+    assert etree.fromstring(answer.body).findtext(".//{*}ErrorCode") == "600"
