@@ -223,6 +223,61 @@ def test_nginx_accepts_the_site(tmp_path: Path) -> None:
     assert "syntax is ok" in checked.stderr and "[warn]" not in checked.stderr, checked.stderr
 
 
+# What every server of the site sets against slow clients (docs/deploy.md).
+SLOW_CLIENT_SETTINGS = {
+    "client_header_timeout": "10s",
+    "client_body_timeout": "10s",
+    "send_timeout": "10s",
+    "keepalive_timeout": "15s",
+    "reset_timedout_connection": "on",
+    "client_header_buffer_size": "1k",
+    "large_client_header_buffers": "4 8k",
+    "client_body_buffer_size": "64k",
+    "client_max_body_size": "64k",
+    "limit_conn": "mail_autoconf_addr 20",
+    "limit_conn_status": "429",
+}
+
+
+def nginx_servers(text: str) -> list[str]:
+    """The top level of each ``server { ... }`` block (its locations left out)."""
+    servers = []
+    for opening in (m.end() for m in re.finditer(r"^server \{", text, re.MULTILINE)):
+        depth, top, i = 1, [], opening
+        while depth:
+            char = text[i]
+            depth += {"{": 1, "}": -1}.get(char, 0)
+            if depth == 1 and char != "}":
+                top.append(char)
+            i += 1
+        servers.append("".join(top))
+    return servers
+
+
+def nginx_directives(block: str) -> dict[str, str]:
+    lines = (line.split("#", 1)[0].strip() for line in block.splitlines())
+    found = {}
+    for line in lines:
+        if line.endswith(";"):
+            name, _, value = line[:-1].partition(" ")
+            found.setdefault(name, value.strip())
+    return found
+
+
+def test_every_server_of_the_nginx_site_holds_slow_clients_off() -> None:
+    site = (DEPLOY / "nginx" / "mail-autoconf.conf").read_text(encoding="utf-8")
+    servers = nginx_servers(site)
+    assert len(servers) == 4
+    for server in servers:
+        directives = nginx_directives(server)
+        assert {k: directives.get(k) for k in SLOW_CLIENT_SETTINGS} == SLOW_CLIENT_SETTINGS
+    # The zone, in the http block the site is included in (outside every server).
+    top = nginx_directives(re.sub(r"(?ms)^(server|upstream) \{.*?^\}", "", site))
+    assert top["limit_conn_zone"] == "$binary_remote_addr zone=mail_autoconf_addr:10m"
+    snippet = nginx_directives((DEPLOY / "nginx" / "mail-autoconf-proxy.conf").read_text())
+    assert snippet["proxy_request_buffering"] == snippet["proxy_buffering"] == "on"
+
+
 def test_the_nginx_site_keeps_metrics_from_the_internet(front: Front) -> None:
     pool = urllib3.HTTPSConnectionPool(
         "127.0.0.1",
