@@ -106,7 +106,8 @@ class Request:
 
     @property
     def host(self) -> str:
-        """The Host header (or the server's name), "" when its characters are invalid."""
+        """The Host header as check_host normalised it before routing (lower-case
+        A-labels, a port checked), else the server's own name; "" for none."""
         return get_host(self.environ)
 
     def body(self, limit: int) -> bytes:
