@@ -9,6 +9,7 @@ raises :class:`BadRequest` with a one-line reason.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
 from dataclasses import dataclass
 
@@ -116,6 +117,49 @@ def parse_address(raw: str) -> Address:
     if "." not in domain:
         raise BadRequest(f"{domain!r} is not a mail domain (it has no dot)")
     return Address(local, domain)
+
+
+_PORT = re.compile(r"[0-9]{1,5}\Z")
+
+
+def normalize_host(raw: str) -> str:
+    """A ``Host`` header as ``name[:port]``, the name in lower-case A-labels (or an
+    IP literal); "" stays "" (a request without a host names none).
+
+    Raises BadRequest with a one-line reason for anything that names no host:
+    characters no host name has, IDNA errors (``xn--zz.test``), empty or over-long
+    labels, a port that is not one. Everything after this sees plain ASCII.
+    """
+    raw = raw.strip(" \t")  # optional white space around a header value is no part of it
+    if not raw:
+        return ""
+    if not raw.isascii() or not raw.isprintable() or any(c in raw for c in " /?#@%\\"):
+        raise BadRequest("the Host header has characters no host name has")
+    name, port = raw, ""
+    if raw.startswith("["):  # an IPv6 literal, perhaps with a port
+        literal, bracket, rest = raw[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise BadRequest("the Host header is not a valid IPv6 literal")
+        try:
+            name = f"[{ipaddress.IPv6Address(literal).compressed}]"
+        except ValueError:
+            raise BadRequest("the Host header is not a valid IPv6 literal") from None
+        port = rest[1:] if rest else ""
+        has_port = bool(rest)
+    else:
+        if raw.count(":") > 1:
+            raise BadRequest("the Host header has more than one ':'")
+        host, colon, port = raw.partition(":")
+        has_port = bool(colon)
+        try:
+            name = normalize_domain(host)
+        except InvalidDomain as exc:
+            raise BadRequest(f"the Host header names no host: {exc}") from None
+    if has_port:
+        if not _PORT.match(port) or not 0 < int(port) < 65536:
+            raise BadRequest("the Host header's port is not a number from 1 to 65535")
+        return f"{name}:{int(port)}"
+    return name
 
 
 def domain_from_host(host: str) -> str | None:

@@ -72,6 +72,13 @@ class PayloadTooLarge(RequestError):
     status = 413
 
 
+class RequestTimeout(RequestError):
+    """The client stopped sending its request body (a slow or stalled client)."""
+
+    status = 408
+    json_code = "RequestTimeout"
+
+
 class MethodNotAllowed(RequestError):
     status = 405
 

@@ -16,7 +16,7 @@ from urllib.parse import quote
 from flask import Blueprint, Response, current_app, request
 
 from autoconf.render import page
-from autoconf.wsgi import JSON, Request, Service, target
+from autoconf.wsgi import JSON, Request, Service, handed_out_host, target
 
 blueprint = Blueprint("autoconf", __name__)
 
@@ -48,14 +48,16 @@ def page_view() -> Response:
     address, domain, entry = target(service(), raw, "")
     assert address is not None
     usable = entry.compiled.mobileconfig.shape.template is not None
-    public = service().settings.public_host
-    root = f"https://{public}/" if public else request.host_url
-    profile_url = f"{root}mobileconfig?emailaddress={quote(address.full)}" if usable else None
+    profile = f"mobileconfig?emailaddress={quote(address.full)}"
+    # The link stays on the page's own origin (relative to "/"); the QR code, which
+    # a phone scans, names a host the service vouches for (handed_out_host).
+    host = handed_out_host(service(), Request(request.environ), domain)
     body = page.settings(
         language,
         entry.provider,
         address,
-        profile_url=profile_url,
+        profile_url=f"https://{host}/{profile}" if usable else None,
+        profile_link=profile if usable else None,
         signed=service().signer is not None,
     )
     return html(body)

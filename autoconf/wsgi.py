@@ -11,10 +11,17 @@ dictionary lookup. Every other path goes on to Flask: the page, ``/healthz``,
 
 Errors are raised as :class:`RequestError` and become an answer in one place,
 in the format of the endpoint that failed (:data:`ENDPOINTS`).
+
+Before any routing, every request's ``Host`` is checked and normalised
+(:func:`autoconf.address.normalize_host`): one that names no host is refused
+with 400 and its reason here, on every path, so that neither these views nor
+Flask and Werkzeug behind them ever see one they cannot decode.
 """
 
 from __future__ import annotations
 
+import socket
+import ssl
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -23,13 +30,13 @@ from urllib.parse import unquote_to_bytes
 
 from werkzeug.wsgi import get_host
 
-from autoconf.address import Address, domain_from_host, parse_address
-from autoconf.errors import BadRequest, NotFound, PayloadTooLarge, RequestError
+from autoconf.address import Address, domain_from_host, normalize_host, parse_address
+from autoconf.errors import BadRequest, NotFound, PayloadTooLarge, RequestError, RequestTimeout
 from autoconf.registry import Registry
 from autoconf.render import Compiled, autoconfig, autodiscover, mobileconfig
 from autoconf.settings import Settings
 from autoconf.signing import Signer
-from autoconf.snapshot import Entry
+from autoconf.snapshot import Entry, Snapshot
 
 XML = "text/xml; charset=utf-8"
 JSON = "application/json"
@@ -48,6 +55,13 @@ ANSWER_HEADERS = (
     ("Referrer-Policy", "no-referrer"),
     ("Cache-Control", "no-store"),
 )
+
+# Seconds a client may fall silent while sending a request body before it is
+# answered 408. Under gunicorn's sync workers a stalled body holds a worker: this
+# bounds each wait far below gunicorn's 30 s worker timeout. (A socket timeout:
+# it bounds each pause, as nginx's client_body_timeout does, not the whole body;
+# in front, nginx reads whole bodies before it passes them on.)
+BODY_READ_TIMEOUT = 5.0
 
 
 @dataclass
@@ -87,13 +101,14 @@ class Request:
         query = self.environ.get("QUERY_STRING", "").encode("latin-1", "replace")
         for part in query.split(b"&"):
             key, _, value = part.partition(b"=")
-            if _decoded(key).lower() == wanted:
-                return _decoded(value)
+            if _unquoted(key).decode("utf-8", "replace").lower() == wanted:
+                return _utf8(_unquoted(value), f"the query parameter {name}")
         return None
 
     @property
     def host(self) -> str:
-        """The Host header (or the server's name), "" when its characters are invalid."""
+        """The Host header as check_host normalised it before routing (lower-case
+        A-labels, a port checked), else the server's own name; "" for none."""
         return get_host(self.environ)
 
     def body(self, limit: int) -> bytes:
@@ -112,13 +127,28 @@ class Request:
             remaining = limit + 1
         else:
             return b""
+        # gunicorn reads the body from the client's socket as the view asks for it:
+        # a client that stops sending would hold this worker until gunicorn kills it.
+        sock = self.environ.get("gunicorn.socket")
+        before = sock.gettimeout() if isinstance(sock, socket.socket) else None
+        if isinstance(sock, socket.socket):
+            sock.settimeout(BODY_READ_TIMEOUT)
         chunks: list[bytes] = []
-        while remaining > 0:  # a stream may hand out less than asked for, so read on
-            chunk = stream.read(remaining)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            remaining -= len(chunk)
+        try:
+            while remaining > 0:  # a stream may hand out less than asked for, so read on
+                chunk = stream.read(remaining)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                remaining -= len(chunk)
+        except TimeoutError:
+            _stop_reading(sock)
+            raise RequestTimeout(
+                f"the request body stopped arriving for {BODY_READ_TIMEOUT:g} s"
+            ) from None
+        finally:
+            if isinstance(sock, socket.socket):
+                sock.settimeout(before)  # writing the answer is gunicorn's, as before
         body = b"".join(chunks)
         if len(body) > limit:
             raise _too_large(limit)
@@ -129,8 +159,27 @@ def _too_large(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(f"the request body is larger than {limit // 1024} KiB")
 
 
-def _decoded(raw: bytes) -> str:
-    return unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8", "replace")
+def _stop_reading(sock: object) -> None:
+    """After a stalled body, no more reading from the client: gunicorn, closing the
+    connection after the answer, would otherwise linger up to 2 s more waiting for
+    the rest of it. (A TLS socket is left alone: shutting it down ends its TLS.)"""
+    if isinstance(sock, socket.socket) and not isinstance(sock, ssl.SSLSocket):
+        try:
+            sock.shutdown(socket.SHUT_RD)
+        except OSError:
+            pass  # already gone
+
+
+def _unquoted(raw: bytes) -> bytes:
+    return unquote_to_bytes(raw.replace(b"+", b" "))
+
+
+def _utf8(raw: bytes, what: str) -> str:
+    """``raw`` as UTF-8, or BadRequest: an address is never guessed at (no U+FFFD)."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest(f"{what} is not valid UTF-8") from None
 
 
 def target(
@@ -158,6 +207,33 @@ def target(
 # Views: a Request in, an Answer out
 
 
+def served_by_name(snapshot: Snapshot[Compiled], domain: str) -> bool:
+    """Whether a domain is served by name: listed, or under a wildcard; not only
+    through the catch-all, which would make every name a served one."""
+    if domain in snapshot.exact:
+        return True
+    labels = domain.split(".")
+    return any(".".join(labels[i:]) in snapshot.wildcards for i in range(1, len(labels)))
+
+
+def handed_out_host(service: Service, request: Request, domain: str) -> str:
+    """The host of the URLs an answer hands out (the JSON answer's Url, the page's QR
+    code): AUTOCONF_PUBLIC_HOST when set; else the request's Host when it is a served
+    domain or its ``autoconfig.``/``autodiscover.`` name; else ``autodiscover.`` of
+    ``domain``, the domain being answered. Any other Host is never echoed."""
+    public = service.settings.public_host
+    if public:
+        return public
+    host = request.host  # normalised before routing: lower-case A-labels, port checked
+    name, _, port = host.partition(":")
+    served = domain_from_host(name) if name and not name.startswith("[") else None
+    if served is not None and served_by_name(service.registry.snapshot, served):
+        # A port is kept where it was one of HTTPS (the URLs are https://).
+        https = request.environ.get("wsgi.url_scheme") == "https"
+        return host if https and port else name
+    return f"autodiscover.{domain}"
+
+
 def autoconfig_view(service: Service, request: Request, _: str) -> Answer:
     raw = request.arg("emailaddress")
     address, domain, entry = target(service, raw, "" if raw else request.host)
@@ -176,14 +252,14 @@ def pox_view(service: Service, request: Request, _: str) -> Answer:
 
 
 def json_view(service: Service, request: Request, email: str) -> Answer:
+    if email:  # the path's bytes, as route() read them: UTF-8 or nothing
+        email = _utf8(email.encode("utf-8", "surrogateescape"), "the address in the path")
     raw = email or request.arg("Email")
     if not raw:
         raise BadRequest("no email address given (Email=...)")
-    _, _, entry = target(service, raw, "")
-    public_host = service.settings.public_host or request.host
-    if domain_from_host(public_host) is None:  # "" for a Host with invalid characters
-        raise BadRequest("the Host header names no host to point at; set AUTOCONF_PUBLIC_HOST")
-    body = autodiscover.render_json(request.arg("Protocol") or "", entry.provider, public_host)
+    _, domain, entry = target(service, raw, "")
+    host = handed_out_host(service, request, domain)
+    body = autodiscover.render_json(request.arg("Protocol") or "", entry.provider, host)
     return Answer(200, JSON, body)
 
 
@@ -277,8 +353,10 @@ def route(path: str) -> tuple[Endpoint, str] | None:
     if endpoint is not None:
         return endpoint, ""
     if path.startswith(JSON_V1_PREFIX):
-        # As PEP 3333 hands it over: the decoded path's bytes as latin-1.
-        email = path[len(JSON_V1_PREFIX) :].encode("latin-1", "replace").decode("utf-8", "replace")
+        # As PEP 3333 hands it over: the decoded path's bytes as latin-1. Bytes that
+        # are not UTF-8 are kept (surrogateescape) for the view to refuse.
+        raw = path[len(JSON_V1_PREFIX) :].encode("latin-1", "replace")
+        email = raw.decode("utf-8", "surrogateescape")
         # Not empty, no leading slash, no line feed after the first character (as
         # Werkzeug's <path:...>, which served this route before, matched).
         if email and email[0] != "/" and "\n" not in email[1:]:
@@ -286,18 +364,33 @@ def route(path: str) -> tuple[Endpoint, str] | None:
     return None
 
 
+def check_host(environ: Environ) -> None:
+    """Normalise the request's Host in place (BadRequest for one that names no host),
+    so that whatever reads it later, Werkzeug included, reads plain ASCII."""
+    raw = environ.get("HTTP_HOST")
+    if raw:
+        environ["HTTP_HOST"] = normalize_host(raw)
+
+
 def machine_endpoints(
-    service: Service, count: Callable[[str, int], None], others: WSGIApp
+    service: Service, count: Callable[[str | None, int], None], others: WSGIApp
 ) -> WSGIApp:
     """A WSGI app answering the client endpoints, and handing any other path to
-    ``others``; ``count(endpoint, status)`` is called for each answer it gives."""
+    ``others``; ``count(endpoint, status)`` is called for each answer it gives
+    (``None``: a request refused before routing, for its Host)."""
 
     def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         routed = route(environ.get("PATH_INFO", ""))
+        method = environ.get("REQUEST_METHOD", "GET")
+        try:
+            check_host(environ)
+        except BadRequest as exc:  # on every path: in the endpoint's format, or as text
+            answer = routed[0].error(exc) if routed else text_error(exc)
+            count(routed[0].name if routed else None, answer.status)
+            return send(answer, method, start_response)
         if routed is None:
             return others(environ, start_response)
         endpoint, email = routed
-        method = environ.get("REQUEST_METHOD", "GET")
         if method in endpoint.methods:
             try:
                 answer = endpoint.view(service, Request(environ), email)
@@ -309,13 +402,17 @@ def machine_endpoints(
             reason = f"this path answers {endpoint.allow}\n".encode()
             answer = Answer(405, TEXT, reason, (("Allow", endpoint.allow),))
         count(endpoint.name, answer.status)
-        headers = [
-            ("Content-Type", answer.content_type),
-            ("Content-Length", str(len(answer.body))),
-            *answer.headers,
-            *ANSWER_HEADERS,
-        ]
-        start_response(_STATUS_LINES[answer.status], headers)
-        return [b""] if method == "HEAD" else [answer.body]
+        return send(answer, method, start_response)
 
     return app
+
+
+def send(answer: Answer, method: str, start_response: StartResponse) -> list[bytes]:
+    headers = [
+        ("Content-Type", answer.content_type),
+        ("Content-Length", str(len(answer.body))),
+        *answer.headers,
+        *ANSWER_HEADERS,
+    ]
+    start_response(_STATUS_LINES[answer.status], headers)
+    return [b""] if method == "HEAD" else [answer.body]

@@ -141,8 +141,10 @@ def run(layout: str) -> None:
                     if time.monotonic() - changed > WAIT:
                         raise RuntimeError("the one-line change was never served")
                     time.sleep(0.02)
-                print(f"  {'one-line change':18} served by both workers after "
-                      f"{time.monotonic() - changed:6.2f} s")
+                print(
+                    f"  {'one-line change':18} served by both workers after "
+                    f"{time.monotonic() - changed:6.2f} s"
+                )
         finally:
             server.__exit__()
 

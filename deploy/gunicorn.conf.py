@@ -8,15 +8,18 @@
 #
 # The service's own settings are AUTOCONF_* environment variables (README,
 # "Settings"); the unit and the container set them. gunicorn's command line and
-# GUNICORN_CMD_ARGS override what is set here (the container: --bind 0.0.0.0:8080).
+# GUNICORN_CMD_ARGS override what is set here (the container says --bind
+# 127.0.0.1:8080 too).
 
 import os
 
 from autoconf.gunicorn_conf import *  # noqa: F403
 from autoconf.server import available_cpus
 
-# Loopback only: nginx on the same host is the one client (docs/deploy.md), and
-# the service runs with AUTOCONF_PROXY_HOPS=1 to trust exactly its X-Forwarded-*.
+# Loopback only: nginx on the same host (or in the same pod) is the one client,
+# and holds the slow ones, which would each hold a sync worker (docs/deploy.md,
+# "The loopback rule"). The service runs with AUTOCONF_PROXY_HOPS=1 to trust
+# exactly its X-Forwarded-*.
 bind = "127.0.0.1:8080"
 
 # Sync workers and answers that cost CPU, not waiting (nginx buffers slow

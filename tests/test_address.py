@@ -9,6 +9,7 @@ from autoconf.address import (
     InvalidDomain,
     domain_from_host,
     normalize_domain,
+    normalize_host,
     parse_address,
     redact_addresses,
     xml_escape,
@@ -96,6 +97,60 @@ def test_malformed_addresses_give_400_with_reason(raw: str, reason: str) -> None
 )
 def test_domain_from_host(host: str, expected: str | None) -> None:
     assert domain_from_host(host) == expected
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("", ""),
+        (" ", ""),
+        ("AUTOCONFIG.Example.com:80", "autoconfig.example.com:80"),
+        ("example.com.", "example.com"),
+        ("xn--mller-kva.example", "xn--mller-kva.example"),
+        ("127.0.0.1:8080", "127.0.0.1:8080"),
+        ("[::1]", "[::1]"),
+        ("[0:0::1]:8080", "[::1]:8080"),
+        ("localhost:08080", "localhost:8080"),
+    ],
+)
+def test_hosts_are_normalised(host: str, expected: str) -> None:
+    assert normalize_host(host) == expected
+
+
+@pytest.mark.parametrize(
+    ("host", "reason"),
+    [
+        ("xn--zz.test", "'xn--zz.test' is not a valid domain name"),  # an IDNA error
+        ("XN--", "is not a valid domain name"),
+        ("a..b", "is not a valid domain name"),  # an empty label
+        ("x" * 64 + ".example", "is not a valid domain name"),  # a label over 63 octets
+        ("x." * 200 + "com", "longer than 253 characters"),
+        ("exa_mple.com", "is not a valid domain name"),
+        ("*.example.org", "is not a valid domain name"),
+        (".", "the domain is empty"),
+        ("autoconfig.m\xc3\xbcller.example", "characters no host name has"),  # raw UTF-8
+        ("autoconfig.müller.example", "characters no host name has"),
+        ("exa mple.com", "characters no host name has"),
+        ("example.com\x00", "characters no host name has"),
+        ("user@example.com", "characters no host name has"),
+        ("example.com/x", "characters no host name has"),
+        ("ex%41mple.com", "characters no host name has"),
+        ("a:b:c", "more than one ':'"),
+        ("example.com:", "port is not a number"),
+        ("example.com:x", "port is not a number"),
+        ("example.com:0", "port is not a number"),
+        ("example.com:99999", "port is not a number"),
+        ("[::1", "not a valid IPv6 literal"),
+        ("[zz]:80", "not a valid IPv6 literal"),
+        ("[::1]x", "not a valid IPv6 literal"),
+    ],
+)
+def test_hosts_that_name_no_host_are_refused_with_a_reason(host: str, reason: str) -> None:
+    with pytest.raises(BadRequest) as caught:
+        normalize_host(host)
+    assert caught.value.reason.startswith("the Host header")
+    assert reason in caught.value.reason
+    assert "\n" not in caught.value.reason and len(caught.value.reason) < 200
 
 
 def test_xml_escape_covers_text_and_attributes() -> None:

@@ -28,9 +28,11 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from lxml import etree
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.test import EnvironBuilder, TestResponse
 
 from autoconf.app import create_app
+from autoconf.errors import BadRequest
 from autoconf.render.autodiscover import (
     NS_MOBILESYNC_REQUEST,
     NS_MOBILESYNC_RESPONSE,
@@ -39,6 +41,7 @@ from autoconf.render.autodiscover import (
     NS_RESPONSE,
 )
 from autoconf.settings import Settings
+from autoconf.wsgi import check_host
 from tests.conftest import EXAMPLES
 
 XML = "text/xml; charset=utf-8"
@@ -60,10 +63,11 @@ TEXT = "text/plain; charset=utf-8"
 # feed in it: 404, as any unknown path).
 # A path with repeated slashes that names an endpoint once they are merged is
 # redirected there (308, Werkzeug's merge_slashes), HTML body.
-# A Host Werkzeug cannot bind (an empty label, a label over 63 octets) is refused
-# by Flask's routing: 400 in text/plain, on every path Flask serves. The client
-# endpoints (autoconfig, pox, json, mobileconfig: plain WSGI, autoconf/wsgi.py)
-# read the Host only where they need it, and answer a useless one as above.
+# A Host that names no host (characters no host name has, IDNA errors such as
+# xn--zz, empty or over-long labels, a bad port), as the request arrives or as a
+# trusted proxy's X-Forwarded-* make it, is refused before routing, on every path:
+# 400 in text/plain, or in the client endpoint's own format (pox: ErrorCode 600
+# with HTTP 200; json: 400 InvalidRequest). See host_refusal.
 # OPTIONS is answered on every endpoint: 200, an empty body and an Allow header.
 # HEAD is GET without the body.
 ANSWERS: dict[str, tuple[frozenset[str], dict[int, str]]] = {
@@ -705,6 +709,25 @@ def check_body(kind: str, status: int, content_type: str, response: TestResponse
         assert re.fullmatch(r'attachment; filename="[a-z0-9.-]+\.mobileconfig"', disposition)
 
 
+def host_refusal(case: Case) -> str | None:
+    """Why the service must refuse the case's Host, or None: the Host the request
+    carries, as one trusted proxy's X-Forwarded-* make it, through the service's check."""
+    environ = EnvironBuilder(
+        path=case.path, method=case.method, query_string=case.query, headers=list(case.headers)
+    ).get_environ()
+    seen: list[dict[str, Any]] = []
+    if case.proxied:
+        ProxyFix(lambda e, _: seen.append(e) or [], x_for=1, x_proto=1, x_host=1, x_port=1)(
+            environ, lambda *_: None
+        )
+        environ = seen[0]
+    try:
+        check_host(environ)
+    except BadRequest as exc:
+        return exc.reason
+    return None
+
+
 def merged(path: str) -> str:
     return re.sub("/{2,}", "/", path)
 
@@ -722,13 +745,19 @@ def check(case: Case, response: TestResponse) -> None:
         assert response.content_type == "text/html; charset=utf-8"
         return
     allowed, table = ANSWERS[case.kind]
-    if response.headers.get(ROUTING) == "BadHost":
-        # A Host that Python's IDNA codec cannot encode (an empty label, one of more
-        # than 63 octets): Werkzeug's routing refuses it before any view, on every path.
-        names = {name.lower() for name, _ in case.headers}
-        assert names & {"host", "x-forwarded-host"}
-        assert (status, response.headers["Content-Type"]) == (400, TEXT)
-        check_text(response.get_data())
+    # Werkzeug never sees a Host it cannot bind: the service refused it before.
+    assert response.headers.get(ROUTING) != "BadHost"
+    refusal = host_refusal(case)
+    if refusal is not None:
+        content_type = response.headers["Content-Type"]
+        if case.kind == "pox":
+            assert (status, content_type) == (200, XML)
+        else:
+            assert status == 400
+            assert content_type == (JSON if case.kind == "json" else TEXT)
+        if case.method != "HEAD":
+            check_body(case.kind, status, content_type, response)
+            assert reason_of(response) == refusal
         return
     if case.kind != "other" and case.method == "OPTIONS":
         assert status == 200 and response.get_data() == b""

@@ -154,6 +154,84 @@ def test_autodiscover_json_public_host(make_app: Callable[..., Flask]) -> None:
     )
 
 
+def json_url(client: FlaskClient, address: str, **headers: str) -> str:
+    answer = client.get(
+        "/autodiscover/autodiscover.json",
+        query_string={"Email": address, "Protocol": "AutodiscoverV1"},
+        headers=headers,
+    )
+    assert answer.status_code == 200, answer.data
+    return str(json.loads(answer.data)["Url"])
+
+
+@pytest.mark.parametrize(
+    ("host", "url_host"),
+    [
+        ("autodiscover.example.com", "autodiscover.example.com"),
+        ("AUTOCONFIG.Example.com.", "autoconfig.example.com"),
+        ("example.com", "example.com"),
+        ("autodiscover.example.net", "autodiscover.example.net"),  # served by the same file
+        ("autodiscover.shop.example", "autodiscover.shop.example"),  # served by another
+        ("autodiscover.x.customers.example.org", "autodiscover.x.customers.example.org"),
+        ("autodiscover.example.com:8443", "autodiscover.example.com"),  # http: no port
+        ("evil.example", "autodiscover.example.com"),
+        ("autodiscover.evil.example", "autodiscover.example.com"),
+        ("autodiscover.autoconfig.example.com", "autodiscover.example.com"),
+        ("www.example.com", "autodiscover.example.com"),
+        ("localhost", "autodiscover.example.com"),
+        ("127.0.0.1:8080", "autodiscover.example.com"),
+        ("[::1]", "autodiscover.example.com"),
+    ],
+)
+def test_autodiscover_json_points_only_at_a_served_host(
+    client: FlaskClient, host: str, url_host: str
+) -> None:
+    """Without AUTOCONF_PUBLIC_HOST, the Url names the Host only where it is a served
+    domain or its autoconfig./autodiscover. name; else the provider's own name."""
+    url = json_url(client, "a@example.com", Host=host)
+    assert url == f"https://{url_host}/Autodiscover/Autodiscover.xml"
+
+
+def test_autodiscover_json_url_through_a_proxy(make_app: Callable[..., Flask]) -> None:
+    files = {"a.yaml": (DATA.parent.parent / "domains" / "example.com.yaml").read_text()}
+    client = make_app(files, proxy_hops=1).test_client()
+    forwarded = {"Host": "127.0.0.1:8080", "X-Forwarded-Proto": "https"}
+    # An HTTPS port that is not 443 is kept; the default one is not written.
+    served = {**forwarded, "X-Forwarded-Host": "autodiscover.example.com:8443"}
+    assert json_url(client, "a@example.com", **served).startswith(
+        "https://autodiscover.example.com:8443/"
+    )
+    served = {
+        **forwarded,
+        "X-Forwarded-Host": "autodiscover.example.com",
+        "X-Forwarded-Port": "443",
+    }
+    assert json_url(client, "a@example.com", **served).startswith(
+        "https://autodiscover.example.com/"
+    )
+    spoofed = {**forwarded, "X-Forwarded-Host": "autodiscover.evil.example"}
+    assert json_url(client, "a@example.net", **spoofed).startswith(
+        "https://autodiscover.example.net/"
+    )
+
+
+def test_a_catch_all_does_not_make_every_host_a_served_one(
+    make_app: Callable[..., Flask],
+) -> None:
+    catch_all = (
+        "domains: ['*', listed.example]\n"
+        "incoming: [{type: imap, host: imap.hoster.example, security: ssl}]\n"
+        "outgoing: [{type: smtp, host: smtp.hoster.example, security: ssl}]\n"
+    )
+    client = make_app({"all.yaml": catch_all}).test_client()
+    assert json_url(client, "a@customer.example", Host="autodiscover.evil.example") == (
+        "https://autodiscover.customer.example/Autodiscover/Autodiscover.xml"
+    )
+    assert json_url(client, "a@customer.example", Host="autoconfig.listed.example") == (
+        "https://autoconfig.listed.example/Autodiscover/Autodiscover.xml"
+    )
+
+
 @pytest.mark.parametrize(
     ("url", "status", "code"),
     [

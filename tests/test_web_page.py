@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import lxml.html
 import pytest
 import yaml
+from flask import Flask
 from flask.testing import FlaskClient
 
+from autoconf.render import page
 from autoconf.render.page_texts import TEXTS
 from tests.conftest import EXAMPLES
 from tests.helpers import SPEC_DEFAULT_PORTS
@@ -105,13 +108,60 @@ def test_both_languages_have_every_text() -> None:
     assert all(value.strip() for texts in TEXTS.values() for value in texts.values())
 
 
+PROFILE = "mobileconfig?emailaddress=alice%40example.com"
+
+
+def qr_paths(element: lxml.html.HtmlElement) -> list[str]:
+    return [str(d) for d in element.xpath(".//*[local-name()='path']/@d")]
+
+
+def shown_qr(doc: lxml.html.HtmlElement) -> list[str]:
+    (figure,) = doc.xpath("//figure[@class='qr']")
+    return qr_paths(figure)
+
+
+def qr_of(url: str) -> list[str]:
+    return qr_paths(lxml.html.fromstring(str(page.qr_svg(url))))
+
+
 def test_profile_link_and_qr(client: FlaskClient) -> None:
     doc = parse(client.get("/?emailaddress=alice@example.com"))
     (link,) = doc.xpath("//a[@id='profile']")
-    assert link.get("href") == "http://localhost/mobileconfig?emailaddress=alice%40example.com"
-    assert doc.xpath("//figure[@class='qr']//*[local-name()='svg']")
+    # The link stays on the page's own origin; the QR code names the provider's
+    # autodiscover. host (the test client's Host, localhost, is no served name).
+    assert link.get("href") == PROFILE
+    assert shown_qr(doc) == qr_of(f"https://autodiscover.example.com/{PROFILE}")
     assert TEXTS["en"]["apple_unsigned"] in doc.text_content()
-    assert client.get(link.get("href")).status_code == 200
+    assert client.get("/" + link.get("href")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("host", "qr_host"),
+    [
+        ("autoconfig.example.com", "autoconfig.example.com"),
+        ("AUTODISCOVER.Example.NET", "autodiscover.example.net"),  # another served domain
+        ("example.com", "example.com"),
+        ("autoconfig.shop.example:80", "autoconfig.shop.example"),  # http: the port goes
+        ("evil.example", "autodiscover.example.com"),
+        ("autoconfig.evil.example", "autodiscover.example.com"),
+        ("mail.example.com", "autodiscover.example.com"),  # not one of the two names
+        ("127.0.0.1:8080", "autodiscover.example.com"),
+        ("[::1]:8080", "autodiscover.example.com"),
+    ],
+)
+def test_the_qr_code_names_only_a_served_host(client: FlaskClient, host: str, qr_host: str) -> None:
+    doc = parse(client.get("/?emailaddress=alice@example.com", headers={"Host": host}))
+    assert doc.xpath("//a[@id='profile']/@href") == [PROFILE]
+    assert shown_qr(doc) == qr_of(f"https://{qr_host}/{PROFILE}")
+
+
+def test_the_qr_code_names_the_public_host(make_app: Callable[..., Flask]) -> None:
+    files = {"a.yaml": (EXAMPLES / "example.com.yaml").read_text(encoding="utf-8")}
+    client = make_app(files, public_host="autoconf.hoster.example").test_client()
+    answer = client.get(
+        "/?emailaddress=alice@example.com", headers={"Host": "autoconfig.example.com"}
+    )
+    assert shown_qr(parse(answer)) == qr_of(f"https://autoconf.hoster.example/{PROFILE}")
 
 
 @pytest.mark.parametrize(

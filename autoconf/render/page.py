@@ -89,9 +89,13 @@ def settings(
     address: Address,
     *,
     profile_url: str | None,
+    profile_link: str | None = None,
     signed: bool,
 ) -> str:
-    """The settings to type for ``address``; ``profile_url`` None when Apple Mail cannot use it."""
+    """The settings to type for ``address``. ``profile_url`` is the Apple profile's
+    absolute URL, for the QR code a phone scans; ``profile_link`` what the page's
+    link points at (a relative URL stays on the origin the page came from; default:
+    ``profile_url``). Both None when Apple Mail cannot use the provider."""
     texts = TEXTS[language]
     incoming = [_row(s, address, texts) for s in provider.served_incoming]
     outgoing = [_row(s, address, texts) for s in provider.served_outgoing]
@@ -113,6 +117,7 @@ def settings(
             "pop3": any(s.type is ServerType.POP3 for s in provider.served_incoming),
             "smtp_auth": any(s.needs_login for s in provider.served_outgoing),
             "profile_url": profile_url,
+            "profile_link": profile_link or profile_url,
             "qr": qr_svg(profile_url) if profile_url else None,
             "signed": signed,
             "documentation": documentation,

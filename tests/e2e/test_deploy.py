@@ -77,11 +77,25 @@ def manifests() -> list[tuple[Path, dict[str, Any]]]:
 
 
 def by_kind() -> dict[str, dict[str, Any]]:
+    """Each kind's one resource; ConfigMaps (the domain files, the pod's nginx.conf)
+    are in config_maps()."""
     found: dict[str, dict[str, Any]] = {}
     for path, document in manifests():
+        if document["kind"] == "ConfigMap":
+            continue
         assert document["kind"] not in found, f"{path}: a second {document['kind']}"
         found[document["kind"]] = document
     return found
+
+
+def config_maps() -> dict[str, dict[str, Any]]:
+    found = {d["metadata"]["name"]: d for _, d in manifests() if d["kind"] == "ConfigMap"}
+    assert set(found) == {"mail-autoconf-domains", "mail-autoconf-nginx"}
+    return found
+
+
+def pod_nginx_conf() -> str:
+    return str(config_maps()["mail-autoconf-nginx"]["data"]["nginx.conf"])
 
 
 def kubernetes_versions() -> list[str]:
@@ -114,7 +128,11 @@ def test_kubernetes_manifests_fit_together() -> None:
     pod = deployment["spec"]["template"]
     labels = pod["metadata"]["labels"]
     [container] = pod["spec"]["containers"]
-    port_names = {p["name"]: p["containerPort"] for p in container["ports"]}
+    [sidecar] = pod["spec"]["initContainers"]
+    assert sidecar["restartPolicy"] == "Always"  # a sidecar: runs beside the service
+    # Only nginx has ports; gunicorn listens on the pod's loopback.
+    assert "ports" not in container
+    port_names = {p["name"]: p["containerPort"] for p in sidecar["ports"]}
 
     def selects_the_pods(selector: dict[str, str]) -> bool:
         return bool(selector) and selector.items() <= labels.items()
@@ -123,7 +141,7 @@ def test_kubernetes_manifests_fit_together() -> None:
     assert selects_the_pods(service["spec"]["selector"])
     assert selects_the_pods(kinds["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"])
     [service_port] = service["spec"]["ports"]
-    assert service_port["targetPort"] in port_names
+    assert service_port["targetPort"] == "http" and "http" in port_names
 
     # The Ingress sends every host to that Service's port.
     for rule in kinds["Ingress"]["spec"]["rules"]:
@@ -141,7 +159,8 @@ def test_kubernetes_manifests_fit_together() -> None:
 
     for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
         assert container[probe]["httpGet"]["path"] == "/healthz", probe
-        assert container[probe]["httpGet"]["port"] in port_names, probe
+        # Through the sidecar: a probe's named port would be its own container's.
+        assert container[probe]["httpGet"]["port"] == port_names["http"], probe
 
     # The domain folder: the ConfigMap, mounted whole (a subPath mount never
     # sees an edit) where AUTOCONF_DOMAINS says, read-only.
@@ -149,7 +168,7 @@ def test_kubernetes_manifests_fit_together() -> None:
     volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
     [mount] = [m for m in container["volumeMounts"] if m["mountPath"] == env["AUTOCONF_DOMAINS"]]
     assert "subPath" not in mount and mount["readOnly"] is True
-    assert volumes[mount["name"]]["configMap"]["name"] == kinds["ConfigMap"]["metadata"]["name"]
+    assert volumes[mount["name"]]["configMap"]["name"] == "mail-autoconf-domains"
     assert env["AUTOCONF_PROXY_HOPS"] == "1"  # the Ingress controller
 
     # Locked down; writable only where the service writes (metrics, heartbeats).
@@ -161,8 +180,24 @@ def test_kubernetes_manifests_fit_together() -> None:
     assert [m["mountPath"] for m in container["volumeMounts"] if not m.get("readOnly")] == ["/tmp"]
     assert str(pod["spec"]["securityContext"]["runAsUser"]) == containerfile_user()
 
-    # The image listens where the manifests expect it.
-    assert container_bind() == f"0.0.0.0:{port_names['http']}"
+    # gunicorn on the pod's loopback (the image's command, which the Deployment
+    # keeps); the sidecar's nginx.conf listens on the pod's ports and hands
+    # everything to that address; the metrics port is the annotated one.
+    assert "command" not in container and "args" not in container
+    assert container_bind() == "127.0.0.1:8080"
+    conf = pod_nginx_conf()
+    assert re.findall(r"^\s*listen (\S+);", conf, re.MULTILINE) == [
+        str(port_names["http"]),
+        str(port_names["metrics"]),
+    ]
+    assert re.findall(r"^\s*server (\S+);", conf, re.MULTILINE) == [container_bind()]
+    annotations = pod["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(port_names["metrics"])
+    mounted = {m["name"]: m["mountPath"] for m in sidecar["volumeMounts"]}
+    assert volumes["nginx-conf"]["configMap"]["name"] == "mail-autoconf-nginx"
+    assert sidecar["command"][:3] == ["nginx", "-c", f"{mounted['nginx-conf']}/nginx.conf"]
+    assert sidecar["securityContext"]["readOnlyRootFilesystem"] is True
+    assert "cpu" in sidecar["resources"]["requests"]  # the autoscaler counts every container
 
     # A stopping pod: preStop pause, then gunicorn's graceful stop, within the grace period.
     pause = container["lifecycle"]["preStop"]["sleep"]["seconds"]
@@ -173,7 +208,7 @@ def test_kubernetes_manifests_fit_together() -> None:
 
 def test_configmap_domain_files_pass_check_and_match_the_ingress(tmp_path: Path) -> None:
     kinds = by_kind()
-    for name, text in kinds["ConfigMap"]["data"].items():
+    for name, text in config_maps()["mail-autoconf-domains"]["data"].items():
         (tmp_path / name).write_text(text, encoding="utf-8")
     result = load_folder(tmp_path)
     assert not result.errors, [str(e) for e in result.errors]
@@ -182,6 +217,64 @@ def test_configmap_domain_files_pass_check_and_match_the_ingress(tmp_path: Path)
     ingress = kinds["Ingress"]["spec"]
     assert {rule["host"] for rule in ingress["rules"]} == wanted
     assert {host for tls in ingress["tls"] for host in tls["hosts"]} == wanted
+
+
+def test_the_pods_nginx_serves_the_loopback_service(tmp_path: Path) -> None:
+    """The sidecar's nginx.conf, run by the real nginx as the Deployment runs it
+    (its command; ports and /tmp made local), in front of the real service on
+    127.0.0.1 with AUTOCONF_PROXY_HOPS=1: requests as the Ingress controller sends
+    them pass with its X-Forwarded-*; /metrics only on the metrics port."""
+    folder = serve_folder(tmp_path, "imap.test.example")
+    service, service_port = start_service(folder, tmp_path, "--proxy-hops", "1")
+    http_port, metrics_port = free_port(), free_port()
+    temp = tmp_path / "nginx-tmp"
+    temp.mkdir()
+    temp.chmod(0o777)  # run as root here, nginx's workers drop to nobody
+    conf = pod_nginx_conf()
+    for old, new in [
+        ("listen 8081;", f"listen 127.0.0.1:{http_port};"),
+        ("listen 9180;", f"listen 127.0.0.1:{metrics_port};"),
+        ("server 127.0.0.1:8080;", f"server 127.0.0.1:{service_port};"),
+        (" /tmp/", f" {temp}/"),
+    ]:
+        assert old in conf, old
+        conf = conf.replace(old, new)
+    (tmp_path / "nginx.conf").write_text(conf, encoding="utf-8")
+    [sidecar] = by_kind()["Deployment"]["spec"]["template"]["spec"]["initContainers"]
+    command = [
+        NGINX if a == "nginx" else a.replace("/etc/nginx/mail-autoconf", str(tmp_path))
+        for a in sidecar["command"]
+    ]
+    nginx = start([*command, "-p", str(tmp_path)], tmp_path / "nginx.out", cwd=tmp_path)
+    try:
+        wait_until(lambda: healthy(http_port), nginx, "the pod's nginx")
+        ingress = {
+            "Host": "autoconfig.deploy.test.example",
+            "X-Forwarded-For": "203.0.113.7",
+            "X-Forwarded-Proto": "https",
+            "X-Forwarded-Host": "autodiscover.deploy.test.example",
+            "X-Forwarded-Port": "443",
+        }
+        assert imap_host(http_port, ingress) == "imap.test.example"
+        answer = requests.get(
+            f"http://127.0.0.1:{http_port}/autodiscover/autodiscover.json",
+            params={"Email": "a@deploy.test.example", "Protocol": "AutodiscoverV1"},
+            headers=ingress,
+            timeout=5,
+        )
+        assert answer.json()["Url"] == (
+            "https://autodiscover.deploy.test.example/Autodiscover/Autodiscover.xml"
+        )
+        public = requests.get(f"http://127.0.0.1:{http_port}/metrics", timeout=5)
+        assert public.status_code == 404 and public.headers["Content-Type"] == "text/html"
+        scraped = requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5)
+        assert scraped.status_code == 200 and "autoconf_requests_total" in scraped.text
+        assert requests.get(f"http://127.0.0.1:{metrics_port}/", timeout=5).status_code == 404
+    finally:
+        nginx.stop()
+        service.stop()
+    assert "[emerg]" not in nginx.log_text() and "[warn]" not in nginx.log_text()
+    assert "Traceback" not in service.log_text()
 
 
 # --- nginx ----------------------------------------------------------------------
@@ -221,6 +314,66 @@ def test_nginx_accepts_the_site(tmp_path: Path) -> None:
     )
     assert checked.returncode == 0, checked.stderr
     assert "syntax is ok" in checked.stderr and "[warn]" not in checked.stderr, checked.stderr
+
+
+# What every server of the site sets against slow clients (docs/deploy.md).
+SLOW_CLIENT_SETTINGS = {
+    "client_header_timeout": "10s",
+    "client_body_timeout": "10s",
+    "send_timeout": "10s",
+    "keepalive_timeout": "15s",
+    "reset_timedout_connection": "on",
+    "client_header_buffer_size": "1k",
+    "large_client_header_buffers": "4 8k",
+    "client_body_buffer_size": "64k",
+    "client_max_body_size": "64k",
+    "limit_conn": "mail_autoconf_addr 20",
+    "limit_conn_status": "429",
+}
+
+
+def nginx_servers(text: str) -> list[str]:
+    """The top level of each ``server { ... }`` block (its locations left out)."""
+    servers = []
+    for opening in (m.end() for m in re.finditer(r"^ *server \{", text, re.MULTILINE)):
+        depth, top, i = 1, [], opening
+        while depth:
+            char = text[i]
+            depth += {"{": 1, "}": -1}.get(char, 0)
+            if depth == 1 and char != "}":
+                top.append(char)
+            i += 1
+        servers.append("".join(top))
+    return servers
+
+
+def nginx_directives(block: str) -> dict[str, str]:
+    lines = (line.split("#", 1)[0].strip() for line in block.splitlines())
+    found = {}
+    for line in lines:
+        if line.endswith(";"):
+            name, _, value = line[:-1].partition(" ")
+            found.setdefault(name, value.strip())
+    return found
+
+
+def test_every_server_of_the_nginx_site_holds_slow_clients_off() -> None:
+    site = (DEPLOY / "nginx" / "mail-autoconf.conf").read_text(encoding="utf-8")
+    servers = nginx_servers(site)
+    assert len(servers) == 4
+    for server in servers:
+        directives = nginx_directives(server)
+        assert {k: directives.get(k) for k in SLOW_CLIENT_SETTINGS} == SLOW_CLIENT_SETTINGS
+    # The zone, in the http block the site is included in (outside every server).
+    top = nginx_directives(re.sub(r"(?ms)^(server|upstream) \{.*?^\}", "", site))
+    assert top["limit_conn_zone"] == "$binary_remote_addr zone=mail_autoconf_addr:10m"
+    snippet = nginx_directives((DEPLOY / "nginx" / "mail-autoconf-proxy.conf").read_text())
+    assert snippet["proxy_request_buffering"] == snippet["proxy_buffering"] == "on"
+    # The pod's nginx, where the Service's requests arrive, holds them off the same way.
+    public, _metrics = nginx_servers(pod_nginx_conf())
+    directives = nginx_directives(public)
+    assert {k: directives.get(k) for k in SLOW_CLIENT_SETTINGS} == SLOW_CLIENT_SETTINGS
+    assert "limit_conn_zone $binary_remote_addr zone=mail_autoconf_addr:10m;" in pod_nginx_conf()
 
 
 def test_the_nginx_site_keeps_metrics_from_the_internet(front: Front) -> None:
@@ -272,6 +425,22 @@ def unit_for_this_machine(folder: Path) -> str:
         assert old in text, f"{old} is no longer in the unit"
         text = text.replace(old, new)
     return text
+
+
+def test_the_unit_serves_on_loopback_only() -> None:
+    """gunicorn takes its address from deploy/gunicorn.conf.py: 127.0.0.1, for the
+    nginx on the same host; nothing in the unit moves it elsewhere."""
+    assert package_setting("bind", GUNICORN_CONF) == "127.0.0.1:8080"
+    assert "bind" not in package_setting("__all__")  # the package's settings leave it be
+    service = unit_service_lines(UNIT.read_text(encoding="utf-8"))
+    [exec_start] = service["ExecStart"]
+    arguments = shlex.split(exec_start)
+    assert not {"--bind", "-b"} & set(arguments) and not any(
+        a.startswith("--bind=") for a in arguments
+    ), exec_start
+    settings = [a for line in service["Environment"] for a in shlex.split(line)]
+    assert not [a for a in settings if a.startswith(("GUNICORN_CMD_ARGS=", "BIND="))]
+    assert service.get("EnvironmentFile") == ["-/etc/mail-autoconf/environment"]
 
 
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
@@ -443,14 +612,15 @@ def container_bind() -> str:
     return str(cmd[cmd.index("--bind") + 1])
 
 
-def package_setting(name: str) -> Any:
-    """A setting of autoconf/gunicorn_conf.py, read without importing it (importing
-    it sets up logging and a metrics folder, as a gunicorn config file does)."""
-    tree = ast.parse((ROOT / "autoconf" / "gunicorn_conf.py").read_text(encoding="utf-8"))
+def package_setting(name: str, file: Path = ROOT / "autoconf" / "gunicorn_conf.py") -> Any:
+    """A setting of autoconf/gunicorn_conf.py (or another gunicorn config file), read
+    without importing it (importing it sets up logging and a metrics folder, as a
+    gunicorn config file does)."""
+    tree = ast.parse(file.read_text(encoding="utf-8"))
     for node in tree.body:
         if isinstance(node, ast.Assign) and [ast.unparse(t) for t in node.targets] == [name]:
             return ast.literal_eval(node.value)
-    raise AssertionError(f"{name} is not set in autoconf/gunicorn_conf.py")
+    raise AssertionError(f"{name} is not set in {file}")
 
 
 def test_the_containerfile_says_what_the_issue_asks() -> None:
@@ -463,7 +633,9 @@ def test_the_containerfile_says_what_the_issue_asks() -> None:
     assert env["AUTOCONF_PROXY_HOPS"] == "1"
     healthcheck = instruction("HEALTHCHECK")
     assert healthcheck.value[0] == "CMD" and "/healthz" in " ".join(healthcheck.value)
-    assert instruction("EXPOSE").value == (container_bind().rsplit(":", 1)[1],)
+    # gunicorn on loopback, nothing to publish: nginx in front listens outside.
+    assert container_bind() == "127.0.0.1:8080"
+    assert not [c for c in final_stage() if c.cmd == "EXPOSE"]
     for command in containerfile():  # what it copies from the repository exists
         if command.cmd == "COPY" and not command.flags:
             for source in command.value[:-1]:
@@ -482,9 +654,9 @@ def test_the_containers_command_and_healthcheck_run_as_written(tmp_path: Path) -
 
     def local(argument: str) -> str:
         return (
-            argument.replace("/etc/mail-autoconf/gunicorn.conf.py", str(GUNICORN_CONF))
-            .replace("0.0.0.0:8080", f"127.0.0.1:{port}")  # tests stay on loopback
-            .replace("127.0.0.1:8080", f"127.0.0.1:{port}")
+            argument.replace("/etc/mail-autoconf/gunicorn.conf.py", str(GUNICORN_CONF)).replace(
+                "127.0.0.1:8080", f"127.0.0.1:{port}"
+            )  # the 8080 of the host may be taken
         )
 
     command = [local(a) for a in instruction("CMD").value]

@@ -655,9 +655,10 @@ def test_json_url_leads_to_a_working_pox_endpoint(service: Service) -> None:
         headers={"Host": f"127.0.0.1:{service.port}"},
     )
     url = json.loads(response.content)["Url"]
-    assert url.startswith(f"https://127.0.0.1:{service.port}/")
-    path = url.split(f"{service.port}", 1)[1]
-    answer = service.pox(pox_body(address), path)
+    # 127.0.0.1 is no served name: the Url names the provider's own autodiscover. host.
+    prefix = "https://autodiscover.example.org/"
+    assert url.startswith(prefix)
+    answer = service.pox(pox_body(address), "/" + url.removeprefix(prefix))
     assert answer.status_code == 200
     assert pox_protocols(parse_xml(answer))
 
@@ -864,6 +865,65 @@ def test_access_log_shows_no_address_and_no_credentials(service: Service) -> Non
     assert leaks == {}, "the log shows addresses or credentials:\n" + json.dumps(leaks, indent=1)
     # The percent-encoded form of an address is the same leak.
     assert "%40example.com" not in log.lower()
+
+
+# ---------------------------------------------------------------------------
+# Hosts and addresses that cannot be decoded: 400 and a reason; the log shows
+# the access line and nothing else.
+
+ACCESS_LINE = re.compile(r'\S+ "[A-Z]+ \S* HTTP/1\.[01]" \d{3} \d+ \d+ms')
+UNDECODABLE_HOSTS = ["xn--zz.test", "a..b", "x" * 64 + ".example", "exa_mple.com", "example.com:0"]
+HOST_PATHS = [
+    "/",
+    "/?emailaddress=alice@example.com",
+    "/healthz",
+    "/metrics",
+    "/nonexistent",
+    AUTOCONFIG_PATHS[0] + "?emailaddress=alice@example.com",
+    JSON_PATH + "?Email=alice@example.com&Protocol=AutodiscoverV1",
+    "/mobileconfig?emailaddress=alice@example.com",
+]
+
+
+def log_after(service: Service, start: int) -> list[str]:
+    """The log lines written from ``start`` on, once a marker request shows at its end."""
+    marker = f"/end-of-log-{uuid.uuid4().hex}"
+    service.get(marker)
+    deadline = time.monotonic() + 10
+    while marker not in service.log_text()[start:]:
+        assert time.monotonic() < deadline, "the access log never showed the last request"
+        time.sleep(0.1)
+    return service.log_text()[start:].splitlines()
+
+
+def test_undecodable_hosts_and_addresses_are_400_with_only_the_access_line(
+    service: Service,
+) -> None:
+    start = len(service.log_text())
+    sent = 0
+    for host in UNDECODABLE_HOSTS:
+        for path in HOST_PATHS:
+            answer = service.get(path, headers={"Host": host})
+            assert answer.status_code == 400, (host, path)
+            assert "the Host header" in answer.text and "internal error" not in answer.text
+            sent += 1
+        pox = service.pox(pox_body("alice@example.com"), headers={"Host": host})
+        assert pox.status_code == 200 and b"<ErrorCode>600</ErrorCode>" in pox.content
+        sent += 1
+    for path in [
+        AUTOCONFIG_PATHS[0] + "?emailaddress=%ff%fe@example.com",
+        "/mobileconfig?emailaddress=%ff%fe@example.com",
+        JSON_PATH + "?Email=%ff%fe@example.com&Protocol=AutodiscoverV1",
+        JSON_PATH + "/v1.0/%ff%fe@example.com?Protocol=AutodiscoverV1",
+        "/?emailaddress=%ff%fe@example.com",
+    ]:
+        answer = service.get(path)
+        assert answer.status_code == 400 and "is not valid UTF-8" in answer.text, path
+        assert "\ufffd" not in answer.text
+        sent += 1
+    lines = log_after(service, start)
+    assert [line for line in lines if not ACCESS_LINE.fullmatch(line)] == []
+    assert len(lines) == sent + 1  # one access line each, and the marker's
 
 
 # ---------------------------------------------------------------------------
