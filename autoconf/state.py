@@ -238,6 +238,12 @@ def _prepare(path: Path) -> tuple[bool, str]:
         return False, f"cannot be created ({(exc.strerror or str(exc)).lower()})"
     if not stat.S_ISDIR(info.st_mode):
         return False, "is not a folder"
+    if info.st_uid == os.geteuid() and info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        try:  # ours, but others may write it (a volume's default): make it ours alone
+            os.chmod(path, 0o700)
+            info = os.stat(path, follow_symlinks=False)
+        except OSError:
+            pass
     trusted, why = _trusted(info)
     if not trusted:
         return False, why

@@ -158,8 +158,12 @@ def test_a_state_others_may_write_is_ignored(folder: Path) -> None:
     assert StateFolder(state).load() is None
     os.chmod(state / "meta", 0o600)
     assert StateFolder(state).load() is not None
-    os.chmod(state, 0o777)
+    os.chmod(state, 0o777)  # ours: the service makes it its own again
+    assert StateFolder(state).usable and state.stat().st_mode & 0o777 == 0o700
+    os.chown(state, 65534, 65534)
+    os.chmod(state, 0o777)  # somebody else's, writable by all: not used
     assert not StateFolder(state).usable
+    os.chown(state, 0, 0)
     os.chmod(state, 0o700)
     os.chown(state / "meta", 65534, 65534)  # nobody's: root may do this, and CI is root
     assert StateFolder(state).load() is None

@@ -171,13 +171,15 @@ def test_kubernetes_manifests_fit_together() -> None:
     assert volumes[mount["name"]]["configMap"]["name"] == "mail-autoconf-domains"
     assert env["AUTOCONF_PROXY_HOPS"] == "1"  # the Ingress controller
 
-    # Locked down; writable only where the service writes (metrics, heartbeats).
+    # Locked down; writable only where the service writes (metrics, heartbeats, state).
     security = container["securityContext"]
     assert security["readOnlyRootFilesystem"] is True
     assert security["allowPrivilegeEscalation"] is False
     assert security["capabilities"]["drop"] == ["ALL"]
     assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
-    assert [m["mountPath"] for m in container["volumeMounts"] if not m.get("readOnly")] == ["/tmp"]
+    writable = [m["mountPath"] for m in container["volumeMounts"] if not m.get("readOnly")]
+    assert writable == ["/tmp", "/var/lib/mail-autoconf"]
+    assert Path(env["AUTOCONF_STATE"]).is_relative_to("/var/lib/mail-autoconf")
     assert str(pod["spec"]["securityContext"]["runAsUser"]) == containerfile_user()
 
     # gunicorn on the pod's loopback (the image's command, which the Deployment
@@ -629,7 +631,9 @@ def test_the_containerfile_says_what_the_issue_asks() -> None:
     user = containerfile_user()
     assert user.isdigit() and int(user) > 0  # numeric, so runAsNonRoot can check it
     env = container_env()
-    assert env["AUTOCONF_DOMAINS"] in instruction("VOLUME").value
+    volumes = [v for c in final_stage() if c.cmd == "VOLUME" for v in c.value]
+    assert env["AUTOCONF_DOMAINS"] in volumes
+    assert env["AUTOCONF_STATE"] in volumes  # a new container continues from the state
     assert env["AUTOCONF_PROXY_HOPS"] == "1"
     healthcheck = instruction("HEALTHCHECK")
     assert healthcheck.value[0] == "CMD" and "/healthz" in " ".join(healthcheck.value)
