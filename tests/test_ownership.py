@@ -190,3 +190,20 @@ def test_wildcards_on_public_suffixes_are_errors(tmp_path: Path, suffix: str) ->
 def test_wildcards_under_a_registered_domain_are_fine(tmp_path: Path) -> None:
     write(tmp_path / "w.yaml", provider("*.example.com", "*.hoster.co.uk", "*"))
     assert load_folder(tmp_path).errors == []
+
+
+def test_errors_in_a_domains_from_list_are_logged(
+    folder: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from autoconf.watch import Watcher
+
+    registry = make(folder, Clock())
+    watcher = Watcher(registry, interval=0)
+    watcher.reload_now()
+    (folder / "list").write_text("good.test\nbad_domain\n", encoding="utf-8")
+    write(folder / "h.yaml", "domains_from: list\n" + provider("h.test").split("\n", 2)[2])
+    with caplog.at_level("ERROR", logger="autoconf"):
+        watcher.reload_now()
+    assert f"{folder / 'list'}:2: domains_from: 'bad_domain' is not a valid domain name" in (
+        caplog.text
+    )
