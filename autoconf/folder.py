@@ -10,9 +10,11 @@ together, which of them serves which domain, is :mod:`autoconf.ownership`'s.
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import os
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from autoconf import yamlio
@@ -211,19 +213,78 @@ def _read(
     return state, True
 
 
+# A first read of at least this many files is shared among processes (one a CPU).
+PARALLEL_FILES = 2_000
+
+
 def scan_folder(
-    folder: Path, previous: Mapping[str, LoadedFile] | None = None, limits: Limits | None = None
+    folder: Path,
+    previous: Mapping[str, LoadedFile] | None = None,
+    limits: Limits | None = None,
+    *,
+    processes: int = 1,
 ) -> Scan:
-    """Read the new and changed files; a file whose signature is unchanged is not opened."""
+    """Read the new and changed files; a file whose signature is unchanged is not opened.
+
+    With ``processes`` > 1 and nothing read before (a first start without a state
+    folder, such as a new pod), a large folder is parsed by that many forked
+    processes. Only for a process with no child handling of its own: gunicorn's
+    master calls this before it installs its SIGCHLD handler.
+    """
     previous = previous or {}
     limits = limits or Limits.for_folder(folder)
+    paths = domain_files(folder)
+    pool: dict[Server, Server] = {}
+    if processes > 1 and not previous and len(paths) >= PARALLEL_FILES:
+        read = _read_in_processes(paths, limits, processes, pool)
+        return Scan(read, tuple(read), ())
     states: dict[str, LoadedFile] = {}
     changed = []
-    pool: dict[Server, Server] = {}
-    for path in domain_files(folder):
+    for path in paths:
         state, fresh = _read(path, previous.get(path.name), pool, limits)
         states[path.name] = state
         if fresh:
             changed.append(path.name)
     removed = tuple(sorted(previous.keys() - states.keys()))
     return Scan(states, tuple(changed), removed)
+
+
+def _read_chunk(paths: list[Path], limits: Limits) -> list[tuple[str, LoadedFile]]:
+    pool: dict[Server, Server] = {}
+    return [(path.name, _read(path, None, pool, limits)[0]) for path in paths]
+
+
+def _read_in_processes(
+    paths: list[Path], limits: Limits, processes: int, pool: dict[Server, Server]
+) -> dict[str, LoadedFile]:
+    """Every file read, a share each by this process and ``processes - 1`` forked
+    ones, in name order; equal servers made one again."""
+    share = len(paths) // processes + 1
+    own, others = paths[:share], paths[share:]
+    size = max(1, share // 4)
+    chunks = [others[i : i + size] for i in range(0, len(others), size)]
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=processes - 1, mp_context=context) as executor:
+        futures = [executor.submit(_read_chunk, chunk, limits) for chunk in chunks]
+        states = dict(_read_chunk(own, limits))  # meanwhile, this process's share
+        for future in futures:
+            for name, state in future.result():
+                states[name] = state
+    return {name: _shared_servers(states[name], pool) for name in sorted(states)}
+
+
+def _shared_servers(state: LoadedFile, pool: dict[Server, Server]) -> LoadedFile:
+    """The state with servers equal to ones already seen replaced by those (each
+    process interned its own; 100,000 files should hold each server once)."""
+    provider = state.current
+    if provider is None:
+        return state
+    incoming = tuple(pool.setdefault(s, s) for s in provider.incoming)
+    outgoing = tuple(pool.setdefault(s, s) for s in provider.outgoing)
+    if incoming == provider.incoming and all(
+        a is b
+        for a, b in zip(incoming + outgoing, provider.incoming + provider.outgoing, strict=True)
+    ):
+        return state
+    shared = replace(provider, incoming=incoming, outgoing=outgoing)
+    return replace(state, current=shared, last_good=shared)

@@ -25,6 +25,7 @@ from typing import Any, Generic, TypeVar
 
 from autoconf.errors import ConfigError
 from autoconf.folder import LoadedFile, folder_mark, scan_folder
+from autoconf.machine import available_cpus
 from autoconf.model import CATCH_ALL, WILDCARD_PREFIX, Provider
 from autoconf.ownership import EMPTY, GRACE_SECONDS, FolderResult, resolve
 from autoconf.reading import Limits
@@ -150,7 +151,10 @@ class Registry(Generic[T]):
             mark = folder_mark(self.folder, self._dependencies)
             if mark == self._mark and not (first or force or due):
                 return Changes()  # the common case: a poll that found nothing new
-            scan = scan_folder(self.folder, self._states, self._limits)
+            # A first read with nothing kept is shared among the CPUs (a new pod, a
+            # first start): only in the first reload, before gunicorn's SIGCHLD handler.
+            processes = available_cpus() if first and not self._states else 1
+            scan = scan_folder(self.folder, self._states, self._limits, processes=processes)
             self._mark = mark
             self._states = dict(scan.states)
             self._dependencies = tuple(

@@ -14,7 +14,7 @@
 import os
 
 from autoconf.gunicorn_conf import *  # noqa: F403
-from autoconf.server import available_cpus
+from autoconf.machine import available_cpus
 
 # Loopback only: nginx on the same host (or in the same pod) is the one client,
 # and holds the slow ones, which would each hold a sync worker (docs/deploy.md,

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from autoconf.server import available_cpus, loggable_target, prepare_metrics_folder
+from autoconf.machine import available_cpus
+from autoconf.server import loggable_target, prepare_metrics_folder
 
 
 @pytest.mark.parametrize(

@@ -38,8 +38,8 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
+from autoconf.machine import available_cpus
 from autoconf.registry import load_folder
-from autoconf.server import available_cpus
 from tests.e2e.conftest import CLIENT_DOMAINS_DIR, Front
 from tests.e2e.nginx import NGINX, site_config
 from tests.e2e.processes import Started, free_port, start, start_service, wait_until
