@@ -307,3 +307,25 @@ def test_folder_result_is_frozen(tmp_path: Path) -> None:
         result.providers = ()  # type: ignore[misc]
     assert isinstance(result.providers, tuple)
     assert isinstance(result.problems, tuple)
+
+
+def test_a_large_first_read_in_processes_equals_the_serial_one(tmp_path: Path) -> None:
+    from autoconf.folder import PARALLEL_FILES, scan_folder
+
+    for index in range(PARALLEL_FILES):
+        write(tmp_path, f"d{index:05}.yaml", domain_file(f"d{index}.example"))
+    write(tmp_path, "broken.yaml", "domains: [x.example]\nincoming: 5\n")
+    serial = scan_folder(tmp_path, processes=1)
+    shared = scan_folder(tmp_path, processes=2)
+    assert list(shared.states) == list(serial.states)
+    assert shared.changed == serial.changed
+    for name, state in serial.states.items():
+        other = shared.states[name]
+        assert (other.current, other.problems, other.signature) == (
+            state.current,
+            state.problems,
+            state.signature,
+        )
+    # Equal servers are one object again, across the processes' shares.
+    servers = {id(s.current.incoming[0]) for s in shared.states.values() if s.current}
+    assert len(servers) == 1
