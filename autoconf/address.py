@@ -9,6 +9,7 @@ raises :class:`BadRequest` with a one-line reason.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -192,20 +193,45 @@ def xml_escape(text: str) -> str:
     return text.translate(_XML_ESCAPES) if _NEEDS_ESCAPE.search(text) else text
 
 
-# Something address-shaped inside a path or a log line.
-_ADDRESS_IN_TEXT = re.compile(r"[^/\s@?&=]+@([^/\s@?&=]+)")
+# Where an address in a path, a query or a log line can begin: after one of these
+# (or at the start of the text). What lies between such a mark and the last '@'
+# before the next one is a local part, whatever characters it holds: spaces,
+# '=', '+', quotes, non-ASCII. The domain runs from that '@' to the next of
+# these or a white space.
+_ADDRESS_START = "/?&<>()[],;\n\r\t"  # not quotes: a quoted local part may hold an '@'
+
+_SEGMENT = re.compile(f"[^{re.escape(_ADDRESS_START)}]*@[^{re.escape(_ADDRESS_START)}]*")
+# After the query's '?', a '/' is a character of a value (RFC 5322 allows it in a
+# local part), not the start of a path segment.
+_QUERY_START = _ADDRESS_START.replace("/", "")
+_QUERY_SEGMENT = re.compile(f"[^{re.escape(_QUERY_START)}]*@[^{re.escape(_QUERY_START)}]*")
+_DOMAIN_END = re.compile(r"\s")
 
 
-def redact_addresses(text: str, mode: str) -> str:
+def redact_addresses(text: str, mode: str, key: bytes = b"") -> str:
     """What logs show of addresses in ``text``: ``redact`` (``***@domain``), ``hash``
-    (a short SHA-256 of the address, the domain kept) or ``full``."""
-    if mode == "full":
+    (12 hex digits of an HMAC-SHA256 of the address under ``key``, the domain kept)
+    or ``full``. The whole local part goes: in ``emailaddress=john=x y@d`` it is
+    ``john=x y`` (after a query key's first ``=``, whatever follows, ``/`` too);
+    in a path, all after the last ``/``; elsewhere, all since the last mark of
+    ``_ADDRESS_START``."""
+    if mode == "full" or "@" not in text:
         return text
 
     def replace(match: re.Match[str]) -> str:
+        segment = match.group(0)
+        head, _, rest = segment.rpartition("@")
+        key_part, equals, local = head.partition("=")
+        if not equals:
+            key_part, local = "", head
+        ended = _DOMAIN_END.search(rest)
+        domain, tail = (rest[: ended.start()], rest[ended.start() :]) if ended else (rest, "")
         if mode == "hash":
-            digest = hashlib.sha256(match.group(0).lower().encode("utf-8", "replace")).hexdigest()
-            return f"{digest[:12]}@{match.group(1)}"
-        return f"***@{match.group(1)}"
+            address = f"{local}@{domain}".lower().encode("utf-8", "replace")
+            shown = hmac.new(key, address, hashlib.sha256).hexdigest()[:12]
+        else:
+            shown = "***"
+        return f"{key_part}{equals}{shown}@{domain}{tail}"
 
-    return _ADDRESS_IN_TEXT.sub(replace, text)
+    path, question, query = text.partition("?")
+    return _SEGMENT.sub(replace, path) + question + _QUERY_SEGMENT.sub(replace, query)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from collections.abc import MutableMapping
 from pathlib import Path
@@ -12,6 +13,7 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 
 from autoconf.address import redact_addresses
+from autoconf.logkey import log_key
 from autoconf.settings import Settings
 
 # The access log shows the request target with every address in it shown as
@@ -22,28 +24,96 @@ MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class AccessLogger(Logger):  # type: ignore[misc]
-    """gunicorn's logger, with addresses in the logged path shown as AUTOCONF_LOG_ADDRESSES says."""
+    """gunicorn's logger, with every address shown as AUTOCONF_LOG_ADDRESSES says:
+    in the access log's target, and in every line of the error log (gunicorn's
+    warnings quote request lines, its errors the request's URI)."""
 
     def __init__(self, cfg: Any) -> None:
+        settings = Settings.from_env()
+        self.address_mode = settings.log_addresses
+        self.address_key = log_key(settings) if settings.log_addresses == "hash" else b""
+        self.redacting = RedactingFilter(self.address_mode, self.address_key)
         super().__init__(cfg)
-        self.address_mode = Settings.from_env().log_addresses
 
-    def atoms(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> Any:
-        atoms = super().atoms(resp, req, environ, request_time)
-        atoms["U"] = loggable_target(
-            atoms.get("U") or "", environ.get("QUERY_STRING", ""), self.address_mode
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        # The access lines are built redacted (``access``); everything else is filtered,
+        # gunicorn's own lines and the service's (they share the root's stream).
+        if self.redacting not in self.error_log.filters:
+            self.error_log.addFilter(self.redacting)
+        for handler in logging.getLogger().handlers:
+            if self.redacting not in handler.filters:
+                handler.addFilter(self.redacting)
+
+    def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
+        """One access line, built from the few values ACCESS_LOG_FORMAT shows (gunicorn's
+        own ``atoms`` builds dozens, every header among them, for each request)."""
+        if not self.access_log_enabled:
+            return
+        status = resp.status
+        if isinstance(status, str):
+            status = status.split(None, 1)[0]
+        target = loggable_target(
+            environ.get("PATH_INFO") or "",
+            environ.get("QUERY_STRING", ""),
+            self.address_mode,
+            key=self.address_key,
         )
-        return atoms
+        sent = getattr(resp, "sent", None)
+        millis = request_time.seconds * 1000 + request_time.microseconds // 1000
+        line = (
+            f'{environ.get("REMOTE_ADDR", "-")} "{environ.get("REQUEST_METHOD", "-")} {target} '
+            f'{environ.get("SERVER_PROTOCOL", "-")}" {status} {sent if sent is not None else "-"} '
+            f"{millis}ms"
+        )
+        self.access_log.info(line)
 
 
-def loggable_target(path: str, query: str, mode: str, limit: int = 300) -> str:
+class RedactingFilter(logging.Filter):
+    """Addresses in a log record shown as the setting says; a traceback (gunicorn's
+    on a failed request names the request) becomes its last line, redacted."""
+
+    def __init__(self, mode: str, key: bytes) -> None:
+        super().__init__()
+        self.mode, self.key = mode, key
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            error = record.exc_info[1]
+            message = f"{message} ({type(error).__name__}: {error})"
+            record.exc_info, record.exc_text = None, None
+        if "@" in message or "%" in message:
+            message = _shown(_decoded(message), self.mode, self.key)
+        record.msg, record.args = message, None
+        return True
+
+
+def loggable_target(path: str, query: str, mode: str, limit: int = 300, key: bytes = b"") -> str:
     """The request target as the access log shows it: decoded, so that an address
-    written as ``alice%40example.com`` is seen and redacted; control characters
-    escaped, so that no request can write a line of its own; and cut short."""
-    target = unquote_plus(f"{path}?{query}" if query else path, errors="replace")
-    target = redact_addresses(target, mode)
-    shown = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in target)
-    return shown if len(shown) <= limit else shown[:limit] + "…"
+    written as ``alice%40example.com`` (or ``%2540``) is seen and redacted; control
+    characters escaped, so that no request can write a line of its own; cut short."""
+    target = f"{path}?{query}" if query else path
+    if "%" in target or "+" in target:
+        target = _decoded(target)
+    return _shown(target, mode, key, limit)
+
+
+def _decoded(text: str) -> str:
+    """Percent-decoded until nothing changes (at most three times: ``%252540``)."""
+    for _ in range(3):
+        decoded = unquote_plus(text, errors="replace")
+        if decoded == text:
+            break
+        text = decoded
+    return text
+
+
+def _shown(text: str, mode: str, key: bytes, limit: int = 2000) -> str:
+    text = redact_addresses(text, mode, key)
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 class _Application(BaseApplication):  # type: ignore[misc]

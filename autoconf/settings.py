@@ -25,6 +25,8 @@ class Settings:
     sign_key: Path | None = None
     sign_chain: Path | None = None
     log_addresses: str = "redact"
+    # The key of log_addresses=hash (None: one kept in the state folder).
+    log_key: str | None = None
     reload_seconds: float = 1.0
     # Where the service keeps what it must remember across restarts (which file
     # serves each domain, last good versions, the log key). None: beside the
@@ -119,6 +121,7 @@ class Settings:
             sign_key=path("AUTOCONF_SIGN_KEY"),
             sign_chain=path("AUTOCONF_SIGN_CHAIN"),
             log_addresses=log_addresses,
+            log_key=env.get("AUTOCONF_LOG_KEY", "").strip() or None,
             reload_seconds=reload_seconds,
             state=path("AUTOCONF_STATE") or path("STATE_DIRECTORY"),
         )

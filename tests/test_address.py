@@ -177,3 +177,37 @@ def test_specials_must_be_quoted(local: str) -> None:
         parse_address(f"{local}@example.com")
     assert "must be quoted" in caught.value.reason
     assert parse_address(f'"{local}"@example.com').local == f'"{local}"'
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("/x?emailaddress=john=smith@d.example&y=1", "/x?emailaddress=***@d.example&y=1"),
+        ("/x?emailaddress=alice smith@d.example", "/x?emailaddress=***@d.example"),
+        ('/x?emailaddress="a b@c"@d.example', "/x?emailaddress=***@d.example"),
+        ("/x?emailaddress=a/b@d.example", "/x?emailaddress=***@d.example"),
+        ("/x?emailaddress=x\u00a0y@d.example", "/x?emailaddress=***@d.example"),
+        (
+            "/autodiscover/autodiscover.json/v1.0/bob+tag@d.example",
+            "/autodiscover/autodiscover.json/v1.0/***@d.example",
+        ),
+        (
+            "Invalid HTTP request line: 'GET /m?emailaddress=ü@d.example HTTP/1.1'",
+            "Invalid HTTP request line: 'GET /m?emailaddress=***@d.example HTTP/1.1'",
+        ),
+        ("no address here", "no address here"),
+    ],
+)
+def test_redaction_takes_the_whole_local_part(text: str, shown: str) -> None:
+    from autoconf.address import redact_addresses
+
+    assert redact_addresses(text, "redact") == shown
+
+
+def test_the_hash_is_keyed() -> None:
+    from autoconf.address import redact_addresses
+
+    one = redact_addresses("/x?e=Carol@d.example", "hash", b"k1")
+    assert one == redact_addresses("/x?e=carol@d.example", "hash", b"k1")
+    assert one != redact_addresses("/x?e=carol@d.example", "hash", b"k2")
+    assert "arol" not in one and one.endswith("@d.example")

@@ -25,6 +25,7 @@ def site_config(
     key: Path,
     snippet: Path,
     bare_domains: Sequence[str],
+    logs: Path | None = None,
 ) -> str:
     """deploy/nginx/mail-autoconf.conf with this test's ports, paths and domains.
 
@@ -43,6 +44,11 @@ def site_config(
         ("/etc/nginx/snippets/mail-autoconf-proxy.conf", str(snippet)),
         ("server_name example.com example.net;", f"server_name {' '.join(bare_domains)};"),
     ]
+    if logs is not None:  # the site's own logs, where the test reads them
+        replacements += [
+            ("/var/log/nginx/mail-autoconf.access.log", str(logs / "site-access.log")),
+            ("/var/log/nginx/mail-autoconf.error.log", str(logs / "site-error.log")),
+        ]
     for old, new in replacements:
         assert old in text, f"{old!r} is no longer in the deployed site file"
         text = text.replace(old, new)
@@ -87,6 +93,7 @@ def start_nginx(workdir: Path, upstream_port: int, domains: Sequence[str]) -> Ng
             key=key,
             snippet=snippet,
             bare_domains=domains,
+            logs=workdir,
         ),
         encoding="utf-8",
     )

@@ -300,6 +300,7 @@ def test_nginx_accepts_the_site(tmp_path: Path) -> None:
             key=key,
             snippet=snippet,
             bare_domains=["example.com", "example.net"],
+            logs=tmp_path,
         ),
         encoding="utf-8",
     )

@@ -147,7 +147,7 @@ def test_outlook_autodiscover_alone_gives_the_same_servers(
     thunderbird: Thunderbird, front: Front, case: str, file: str, email: str
 ) -> None:
     """Thunderbird's Exchange autodiscover call, made directly with its Basic auth header."""
-    before = (front.nginx.started.log.parent / "access.log").read_text(encoding="utf-8")
+    before = (front.nginx.started.log.parent / "site-access.log").read_text(encoding="utf-8")
     answer = thunderbird.exchange(email)
     assert "error" not in answer, answer
     config = answer["config"]
@@ -157,7 +157,7 @@ def test_outlook_autodiscover_alone_gives_the_same_servers(
     for kind in ("incoming", "outgoing"):
         found = [{k: s[k] for k in FIELDS} for s in servers(config, kind)]
         assert found == [{k: s[k] for k in FIELDS} for s in want[kind]]
-    after = (front.nginx.started.log.parent / "access.log").read_text(encoding="utf-8")
+    after = (front.nginx.started.log.parent / "site-access.log").read_text(encoding="utf-8")
     assert "POST /autodiscover/autodiscover.xml" in after[len(before) :]
 
 
