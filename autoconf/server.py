@@ -33,6 +33,8 @@ class AccessLogger(Logger):  # type: ignore[misc]
         self.address_mode = settings.log_addresses
         self.address_key = log_key(settings) if settings.log_addresses == "hash" else b""
         self.redacting = RedactingFilter(self.address_mode, self.address_key)
+        self._direct: list[logging.Handler] | None = None
+        self._streams: list[logging.StreamHandler[Any]] = []
         super().__init__(cfg)
 
     def setup(self, cfg: Any) -> None:
@@ -66,7 +68,32 @@ class AccessLogger(Logger):  # type: ignore[misc]
             f'{environ.get("SERVER_PROTOCOL", "-")}" {status} {sent if sent is not None else "-"} '
             f"{millis}ms"
         )
-        self.access_log.info(line)
+        handlers = self.access_log.handlers
+        if self._direct is not handlers:  # gunicorn (re)built its handlers: look again
+            self._direct = handlers
+            self._streams = [h for h in handlers if _plain_stream(h)]
+        if self._streams and len(self._streams) == len(handlers):
+            # What logging would do for "%(message)s" to a stream, without a LogRecord.
+            for handler in self._streams:
+                handler.acquire()
+                try:
+                    handler.stream.write(line + "\n")
+                    handler.flush()
+                finally:
+                    handler.release()
+        else:
+            self.access_log.info(line)
+
+
+def _plain_stream(handler: logging.Handler) -> bool:
+    """A stream or file handler that writes the bare message, filtering nothing."""
+    formatter = handler.formatter
+    return (
+        isinstance(handler, logging.StreamHandler)
+        and not handler.filters
+        and formatter is not None
+        and formatter._fmt == "%(message)s"  # noqa: SLF001 (what gunicorn's access log uses)
+    )
 
 
 class RedactingFilter(logging.Filter):
