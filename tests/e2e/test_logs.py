@@ -165,3 +165,45 @@ def test_the_key_file_is_kept_across_restarts(tmp_path: Path) -> None:
     settings = Settings(domains=tmp_path / "domains", state=tmp_path / "state")
     assert log_key(settings) == log_key(settings)
     assert os.stat(tmp_path / "state" / "log-key").st_mode & 0o077 == 0
+
+
+def test_a_worker_timeout_logs_no_address(tmp_path: Path) -> None:
+    """gunicorn kills a worker stuck past its timeout and logs it (and the aborted
+    request): with the service's own gunicorn settings and a 2 s timeout."""
+    import sys
+
+    from tests.e2e.processes import free_port, start, wait_until
+
+    port = free_port()
+    gunicorn = str(Path(sys.executable).parent / "gunicorn")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOCONF_")}
+    env |= {"AUTOCONF_DOMAINS": str(EXAMPLES), "AUTOCONF_STATE": str(tmp_path / "state")}
+    command = [gunicorn, "-c", "python:autoconf.gunicorn_conf", "--bind", f"127.0.0.1:{port}"]
+    started = start(
+        [*command, "--workers", "1", "--timeout", "2"], tmp_path / "log", cwd=tmp_path, env=env
+    )
+    try:
+        wait_until(lambda: _answers(port), started, "gunicorn")
+        local = "stuck.worker.person"
+        with socket.create_connection(("127.0.0.1", port), timeout=15) as sock:
+            sock.sendall(
+                f"POST /autodiscover/autodiscover.xml?emailaddress={local}@example.com HTTP/1.1\r\n"
+                "Host: x\r\nContent-Length: 1000\r\n\r\n<a".encode()
+            )
+            deadline = time.monotonic() + 15
+            while "WORKER TIMEOUT" not in started.log_text():
+                assert time.monotonic() < deadline, started.log_text()[-2000:]
+                time.sleep(0.2)
+        time.sleep(0.5)
+    finally:
+        started.stop()
+    log = started.log_text()
+    assert local not in log and "stuck.worker" not in log, log[-3000:]
+    assert "Traceback" not in log
+
+
+def _answers(port: int) -> bool:
+    try:
+        return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
