@@ -42,16 +42,15 @@ class LoadedFile:
     # The file, and the domains_from file it names: paths, kept as text (the state
     # folder keeps 100,000 of these, and a str unpickles much faster than a Path).
     dependencies: tuple[str, ...]
+    signature: Signature  # of the dependencies, as they were read
+    current: Provider | None  # this version, when it is valid
+    last_good: Provider | None  # the newest valid version seen, for a reload to fall back on
+    problems: tuple[ConfigError, ...]  # of this version: errors, or lint warnings
 
     @property
     def path(self) -> str:
         """The file's path, as messages show it."""
         return self.dependencies[0]
-
-    signature: Signature  # of the dependencies, as they were read
-    current: Provider | None  # this version, when it is valid
-    last_good: Provider | None  # the newest valid version seen, for a reload to fall back on
-    problems: tuple[ConfigError, ...]  # of this version: errors, or lint warnings
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,12 +97,9 @@ def folder_mark(folder: Path, dependencies: tuple[str, ...] = ()) -> int:
             if not name.endswith(DOMAIN_FILE_SUFFIXES) or name.startswith("."):
                 continue
             try:
-                info = entry.stat()
+                total += _mark_of(name, _mark(entry.stat()))
             except OSError:
                 total += _mark_of(name, _MISSING)
-            else:
-                mark = (info.st_mtime_ns, info.st_ctime_ns, info.st_size, info.st_ino)
-                total += _mark_of(name, mark)
     for path, mark in zip(dependencies, signature(list(dependencies)), strict=True):
         total += _mark_of(path, mark)
     return total % _MARK_MODULUS
@@ -118,15 +114,17 @@ def _mark_of(name: str, mark: Mark) -> int:
     return int.from_bytes(digest, "big")
 
 
+def _mark(info: os.stat_result) -> Mark:
+    return (info.st_mtime_ns, info.st_ctime_ns, info.st_size, info.st_ino)
+
+
 def signature(paths: list[str] | list[Path]) -> Signature:
     marks = []
     for path in paths:
         try:
-            info = os.stat(path)
+            marks.append(_mark(os.stat(path)))
         except OSError:
             marks.append(_MISSING)
-        else:
-            marks.append((info.st_mtime_ns, info.st_ctime_ns, info.st_size, info.st_ino))
     return tuple(marks)
 
 
@@ -281,10 +279,8 @@ def _shared_servers(state: LoadedFile, pool: dict[Server, Server]) -> LoadedFile
         return state
     incoming = tuple(pool.setdefault(s, s) for s in provider.incoming)
     outgoing = tuple(pool.setdefault(s, s) for s in provider.outgoing)
-    if incoming == provider.incoming and all(
-        a is b
-        for a, b in zip(incoming + outgoing, provider.incoming + provider.outgoing, strict=True)
-    ):
+    servers = provider.incoming + provider.outgoing
+    if all(a is b for a, b in zip(incoming + outgoing, servers, strict=True)):
         return state
     shared = replace(provider, incoming=incoming, outgoing=outgoing)
     return replace(state, current=shared, last_good=shared)

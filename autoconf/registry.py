@@ -97,7 +97,7 @@ class Registry(Generic[T]):
         self._grace = grace
         self._max_drop = max_drop
         self._clock = clock
-        self._states: dict[str, LoadedFile] | Any = {}
+        self._states: dict[str, LoadedFile] = {}
         self._applied: FolderResult = EMPTY  # the outcome that serves
         self._mark = -1  # folder_mark() as of the last reload
         self._dependencies: tuple[str, ...] = ()  # the domains_from files named

@@ -43,7 +43,7 @@ log = logging.getLogger("autoconf")
 def _format() -> str:
     """Names the shape of what is pickled: the fields of every class in it. A state
     kept by a release whose classes differ is ignored (the start is a first start)."""
-    from autoconf import model, ownership, reading
+    from autoconf import model, reading
 
     kinds = (
         LoadedFile,
@@ -57,7 +57,6 @@ def _format() -> str:
         model.Documentation,
         model.OAuth2,
         model.MobileConfig,
-        ownership.Held,
     )
     shape = "tuple-state;" + ";".join(
         f"{k.__name__}:{','.join(f.name for f in fields(k))}" for k in kinds
@@ -134,13 +133,13 @@ class StateFolder:
             return None
         states: dict[str, LoadedFile] = {}
         serving: dict[str, Provider] = {}
+        stale = limits is not None and meta.get("limits") != limits
         for index in range(SHARDS):
             shard = self._read(f"shard-{index:02d}")
             if shard is None:
                 continue
             if not isinstance(shard, dict):
                 return None
-            stale = limits is not None and meta.get("limits") != limits
             for file, (state, served) in shard.items():
                 states[file] = replace(state, signature=()) if stale else state
                 if served is not None:

@@ -93,10 +93,10 @@ class Watcher:
         self._on_change = on_change
         self._pid = os.getpid()
         log.info("the master loads %s for every worker", self.registry.folder)
-        if self.interval <= 0:  # no watching thread to write the start's outcome
-            self.registry.persist()
-        if self.interval > 0:
+        if self.interval > 0:  # the thread writes the start's outcome first
             threading.Thread(target=self._run, name="autoconf-reload", daemon=True).start()
+        else:
+            self.registry.persist()
 
     def hang_up(self) -> None:
         """SIGHUP in the master, before gunicorn forks the new workers: a SIGHUP
@@ -117,8 +117,7 @@ class Watcher:
                 return
             # A process new to this registry brings itself up to date before
             # its first answer; after a SIGHUP that is the new configuration.
-            self._reload_logged()
-            self.registry.persist()
+            self._reload_logged()  # and writes the start's outcome with its own
             if self.interval > 0:
                 threading.Thread(target=self._run, name="autoconf-reload", daemon=True).start()
             self._pid = os.getpid()
