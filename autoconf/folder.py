@@ -10,11 +10,13 @@ together, which of them serves which domain, is :mod:`autoconf.ownership`'s.
 from __future__ import annotations
 
 import hashlib
+import io
 import multiprocessing
 import os
+import pickle
 from collections.abc import Collection, Mapping
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from autoconf import yamlio
@@ -247,40 +249,58 @@ def scan_folder(
     return Scan(states, tuple(changed), removed)
 
 
-def _read_chunk(paths: list[Path], limits: Limits) -> list[tuple[str, LoadedFile]]:
+def _read_chunk(paths: list[Path], limits: Limits) -> bytes:
+    """The states of ``paths``, pickled with each distinct server once, named by
+    its place in a table that comes first (so that the reader interns them)."""
     pool: dict[Server, Server] = {}
-    return [(path.name, _read(path, None, pool, limits)[0]) for path in paths]
+    states = [(path.name, _read(path, None, pool, limits)[0]) for path in paths]
+    servers = list(pool.values())
+    body = io.BytesIO()
+    _ServerPickler(body, {id(server): i for i, server in enumerate(servers)}).dump(states)
+    return pickle.dumps((servers, body.getvalue()), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+class _ServerPickler(pickle.Pickler):
+    def __init__(self, file: io.BytesIO, index: dict[int, int]) -> None:
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self._index = index
+
+    def persistent_id(self, obj: object) -> int | None:
+        return self._index.get(id(obj)) if type(obj) is Server else None
+
+
+class _ServerUnpickler(pickle.Unpickler):
+    def __init__(self, data: bytes, servers: list[Server]) -> None:
+        super().__init__(io.BytesIO(data))
+        self._servers = servers
+
+    def persistent_load(self, pid: object) -> Server:
+        assert isinstance(pid, int)
+        return self._servers[pid]
+
+
+def _unpickled_chunk(data: bytes, pool: dict[Server, Server]) -> list[tuple[str, LoadedFile]]:
+    """A chunk's states, with servers equal to ones already seen being those (each
+    process interned its own; 100,000 files should hold each server once)."""
+    servers, body = pickle.loads(data)
+    shared = [pool.setdefault(server, server) for server in servers]
+    states: list[tuple[str, LoadedFile]] = _ServerUnpickler(body, shared).load()
+    return states
 
 
 def _read_in_processes(
     paths: list[Path], limits: Limits, processes: int, pool: dict[Server, Server]
 ) -> dict[str, LoadedFile]:
     """Every file read, a share each by this process and ``processes - 1`` forked
-    ones, in name order; equal servers made one again."""
+    ones, in name order."""
     share = len(paths) // processes + 1
     own, others = paths[:share], paths[share:]
-    size = max(1, share // 4)
+    size = max(1, len(others) // (4 * (processes - 1)))
     chunks = [others[i : i + size] for i in range(0, len(others), size)]
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=processes - 1, mp_context=context) as executor:
         futures = [executor.submit(_read_chunk, chunk, limits) for chunk in chunks]
-        states = dict(_read_chunk(own, limits))  # meanwhile, this process's share
+        states = {path.name: _read(path, None, pool, limits)[0] for path in own}
         for future in futures:
-            for name, state in future.result():
-                states[name] = state
-    return {name: _shared_servers(states[name], pool) for name in sorted(states)}
-
-
-def _shared_servers(state: LoadedFile, pool: dict[Server, Server]) -> LoadedFile:
-    """The state with servers equal to ones already seen replaced by those (each
-    process interned its own; 100,000 files should hold each server once)."""
-    provider = state.current
-    if provider is None:
-        return state
-    incoming = tuple(pool.setdefault(s, s) for s in provider.incoming)
-    outgoing = tuple(pool.setdefault(s, s) for s in provider.outgoing)
-    servers = provider.incoming + provider.outgoing
-    if all(a is b for a, b in zip(incoming + outgoing, servers, strict=True)):
-        return state
-    shared = replace(provider, incoming=incoming, outgoing=outgoing)
-    return replace(state, current=shared, last_good=shared)
+            states.update(_unpickled_chunk(future.result(), pool))
+    return {name: states[name] for name in sorted(states)}

@@ -15,10 +15,12 @@ service after a restart answer the same.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -39,6 +41,22 @@ log = logging.getLogger("autoconf")
 # more than MIN_DROP of them) is held back: a failed mount, a half-written sync.
 MAX_DROP = 0.5
 MIN_DROP = 10
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a reload builds its objects: loading
+    makes none (measured: 0 found after 100,000 files), and the collector's passes
+    over what is built so far cost more as it grows (at 100,000 files: the
+    snapshot in 1.4 s instead of 3.4 s, the parallel first read in 11.4 s
+    instead of 13.5 s). Reference counting still frees everything dropped."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def load_folder(
@@ -136,7 +154,7 @@ class Registry(Generic[T]):
         return changes
 
     def _reload(self, *, force: bool) -> Changes:
-        with self._lock:
+        with self._lock, _collector_paused():
             now = self._clock()
             first = self.last_result is None
             if first:
@@ -243,8 +261,8 @@ def _differences(
             and len(now.domains) > BIG
         ):
             # A long list that gained or lost a few lines, answered alike otherwise:
-            # the few that differ, found in C, and whether the service had them.
-            for domain in set(was.domains).symmetric_difference(now.domains):
+            # the few that differ, and whether the service had them.
+            for domain in _few_differing(was.domains, now.domains):
                 served_before, served_now = _serves(old, domain), _serves(new, domain)
                 if served_now and not served_before:
                     added.add(domain)
@@ -262,6 +280,18 @@ def _differences(
 
 
 BIG = 10_000  # domains in one file: a reload's differences are found in bulk
+
+
+def _few_differing(was: tuple[str, ...], now: tuple[str, ...]) -> set[str]:
+    """The domains in one of two long lists of distinct domains but not the other:
+    with one set of the old list, what is new; the new list's set (as long again
+    to build) only when something also went (measured at a million: 0.17 s
+    instead of 0.44 s for an added line)."""
+    old = set(was)
+    new = {domain for domain in now if domain not in old}
+    if len(now) - len(new) != len(old):  # some of the old domains are gone
+        new |= old.difference(now)
+    return new
 
 
 def _serves(snapshot: Snapshot[Any], pattern: str) -> bool:

@@ -461,3 +461,20 @@ def test_served_servers_keep_the_files_order() -> None:
         [("smtp", "starttls")],
     )
     assert [s.host for s in provider.served_incoming] == ["s0.example.com", "s2.example.com"]
+
+
+def test_a_server_block_repeated_in_many_files_is_checked_alike_in_each() -> None:
+    """Servers that passed their checks are remembered by what was written: the
+    same block again gives an equal server; a block with a problem reports it
+    in every file, and a changed line or value is checked anew."""
+    good = with_domains("a.example")
+    first, second = provider_of(good), provider_of(good.replace("a.example", "b.example"))
+    assert first.incoming == second.incoming and first.incoming[0] is not None
+    bad = with_domains("c.example").replace("security: ssl", "security: ssl\n    port: 99999")
+    for _ in range(2):
+        provider, problems = build(bad)
+        assert provider is None
+        assert [p.path for p in problems if p.is_error] == ["incoming[0].port"]
+    moved = good.replace("incoming:\n", "incoming:\n\n")  # the same servers, a line lower
+    lines = [server.lines for server in provider_of(moved).incoming]
+    assert lines != [server.lines for server in first.incoming]

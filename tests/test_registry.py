@@ -329,3 +329,33 @@ def test_a_large_first_read_in_processes_equals_the_serial_one(tmp_path: Path) -
     # Equal servers are one object again, across the processes' shares.
     servers = {id(s.current.incoming[0]) for s in shared.states.values() if s.current}
     assert len(servers) == 1
+
+
+def test_a_reload_leaves_the_garbage_collector_as_it_found_it(tmp_path: Path) -> None:
+    """The collector is paused while a reload builds, and on again after, also
+    after a reload that failed; a process that had it off keeps it off."""
+    import gc
+
+    from autoconf import render
+    from autoconf.registry import Registry
+
+    (tmp_path / "a.yaml").write_text(
+        "domains: [a.example]\nincoming: [{host: i.example, type: imap, security: ssl}]\n"
+        "outgoing: [{host: s.example, security: ssl}]\n"
+    )
+    seen: list[bool] = []
+
+    def compile(provider: Provider) -> None:
+        seen.append(gc.isenabled())
+        raise RuntimeError("compile failed")
+
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError):
+        Registry(tmp_path, compile).reload()
+    assert seen == [False] and gc.isenabled()
+    gc.disable()
+    try:
+        Registry(tmp_path, render.compile_provider).reload()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -128,6 +128,26 @@ def test_domains_from_changes_are_seen(tmp_path: Path) -> None:
     assert host_for(registry, "y.example") == "imap.example.com"
 
 
+def test_a_long_list_edited_by_a_few_lines_reports_exactly_those(tmp_path: Path) -> None:
+    """A list longer than the bulk threshold: appended, removed and replaced lines
+    are reported as added and removed, nothing else."""
+    names = [f"d{i}.example" for i in range(registry_module.BIG + 5)]
+    write(tmp_path / "list.txt", "".join(f"{n}\n" for n in names))
+    write(tmp_path / "h.yaml", provider_yaml("h.example", extra="domains_from: list.txt\n"))
+    registry = Registry(tmp_path, render.compile_provider)
+    registry.reload()
+    write(tmp_path / "list.txt", "".join(f"{n}\n" for n in [*names, "new.example"]))
+    changes = registry.reload()
+    assert changes.added == ("new.example",) and changes.removed == ()
+    edited = [n for n in names if n != "d7.example"] + ["other.example"]
+    write(tmp_path / "list.txt", "".join(f"{n}\n" for n in edited))
+    changes = registry.reload()
+    assert changes.added == ("other.example",)
+    assert changes.removed == ("d7.example", "new.example")
+    assert host_for(registry, "other.example") == "imap.example.com"
+    assert host_for(registry, "d7.example") is None
+
+
 def test_unchanged_providers_are_not_compiled_again(
     registry: Registry[Compiled], tmp_path: Path
 ) -> None:

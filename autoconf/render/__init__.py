@@ -12,7 +12,7 @@ from weakref import WeakValueDictionary
 
 from autoconf.model import Provider
 from autoconf.render import autoconfig, autodiscover, mobileconfig
-from autoconf.render.identity import identity_values, shape_of
+from autoconf.render.identity import identity_values, shape_key, shape_of
 from autoconf.render.template import Template
 
 
@@ -39,16 +39,17 @@ class Compiler:
     """
 
     def __init__(self) -> None:
-        self._shapes: WeakValueDictionary[Provider, _Shape] = WeakValueDictionary()
+        self._shapes: WeakValueDictionary[tuple[object, ...], _Shape] = WeakValueDictionary()
 
     def __call__(self, provider: Provider) -> Compiled:
-        key = shape_of(provider)
+        key = shape_key(provider)
         shape = self._shapes.get(key)
         if shape is None:
+            slotted = shape_of(provider)
             shape = _Shape(
-                autoconfig.compile_shape(key),
-                autodiscover.compile_provider(key),
-                mobileconfig.compile_shape(key),
+                autoconfig.compile_shape(slotted),
+                autodiscover.compile_provider(slotted),
+                mobileconfig.compile_shape(slotted),
             )
             self._shapes[key] = shape
         block, listed = autoconfig.domains_block(provider)

@@ -9,7 +9,7 @@ slots) and filled per provider with the escaped names kept here.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import fields, replace
 
 from autoconf.address import xml_escape
 from autoconf.model import MobileConfig, Provider
@@ -29,22 +29,36 @@ def _slotted(value: str, name_slot: str) -> str:
     return value if "%" in value else name_slot
 
 
-def shape_of(provider: Provider) -> Provider:
-    """The provider with its names as slots: equal for providers that differ only in names."""
+def _shape_names(provider: Provider) -> dict[str, object]:
+    """The fields a shape has instead of the provider's own."""
     mobileconfig = mobileconfig_of(provider)
-    return replace(
-        provider,
-        id=_slotted(provider.id, ID),
-        name=_slotted(provider.name, NAME),
-        short_name=_slotted(provider.short_name, SHORT_NAME),
-        domains=(),
-        file="",
-        origins=None,
-        mobileconfig=MobileConfig(
+    return {
+        "id": _slotted(provider.id, ID),
+        "name": _slotted(provider.name, NAME),
+        "short_name": _slotted(provider.short_name, SHORT_NAME),
+        "domains": (),
+        "file": "",
+        "origins": None,
+        "mobileconfig": MobileConfig(
             _slotted(mobileconfig.identifier, IDENTIFIER),
             _slotted(mobileconfig.organization, ORGANIZATION),
         ),
-    )
+    }
+
+
+def shape_of(provider: Provider) -> Provider:
+    """The provider with its names as slots: equal for providers that differ only in names."""
+    return replace(provider, **_shape_names(provider))  # type: ignore[arg-type]
+
+
+_COMPARED = tuple(f.name for f in fields(Provider) if f.compare)
+
+
+def shape_key(provider: Provider) -> tuple[object, ...]:
+    """What ``shape_of(provider)`` is compared by, without building it (a third of
+    the time): equal keys, equal shapes."""
+    names = _shape_names(provider)
+    return tuple(names[n] if n in names else getattr(provider, n) for n in _COMPARED)
 
 
 def mobileconfig_of(provider: Provider) -> MobileConfig:
