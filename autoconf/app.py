@@ -1,7 +1,9 @@
-"""The application factory: ``gunicorn 'autoconf.app:create_app()'``.
+"""The application factory: ``create_app(settings)`` -> the WSGI app.
 
-Nothing happens at import time; ``create_app`` reads the settings, loads the
-domain folder once, and wires one error handler for every failure.
+Nothing happens at import time. ``create_app`` loads the domain folder once
+and assembles the one request pipeline (:mod:`autoconf.pipeline`) over every
+endpoint (:mod:`autoconf.endpoints`). Under gunicorn it runs in the master
+(``--preload``), whose watcher then reloads for every worker.
 """
 
 from __future__ import annotations
@@ -10,75 +12,80 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from flask import Flask, Response, request
-from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.test import Client
 
-from autoconf import metrics, render
-from autoconf.errors import MethodNotAllowed, NotFound, RequestError
-from autoconf.render import page
+from autoconf import render
+from autoconf.endpoints import router
+from autoconf.metrics import MeteredRegistry, Metrics
+from autoconf.pipeline import Environ, Pipeline, Service, StartResponse, WSGIApp
+from autoconf.registry import Changes
 from autoconf.settings import Settings
 from autoconf.signing import load_signer
 from autoconf.state import StateFolder
 from autoconf.watch import Watcher
-from autoconf.web import blueprint, html, page_language
-from autoconf.wsgi import (
-    ANSWER_HEADERS,
-    Environ,
-    Service,
-    StartResponse,
-    WSGIApp,
-    machine_endpoints,
-    text_error,
-)
 
 log = logging.getLogger("autoconf")
 
 
-def _with_answer_headers(wsgi_app: WSGIApp) -> WSGIApp:
-    """Flask's answers with :data:`ANSWER_HEADERS` added, unless a view set its own."""
+class Application:
+    """The WSGI app, and what the hooks around it reach for (the watcher, the metrics)."""
 
-    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            present = {name.lower() for name, _ in headers}
-            headers.extend(h for h in ANSWER_HEADERS if h[0].lower() not in present)
-            return start_response(status, headers, exc_info)
+    def __init__(self, service: Service, watcher: Watcher, metrics: Metrics) -> None:
+        self.service = service
+        self.watcher = watcher
+        self.metrics = metrics
+        pipeline: WSGIApp = Pipeline(service, router(metrics), metrics.count)
+        hops = service.settings.proxy_hops
+        if hops:
+            pipeline = ProxyFix(pipeline, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
+        self.pipeline = pipeline  # the service's answers, without the watching
 
-        return wsgi_app(environ, start)
+    def test_client(self) -> Client:
+        """Werkzeug's test client of this app, asking from loopback (tests)."""
+        return _LoopbackClient(self)
 
-    return app
-
-
-def _watched(wsgi_app: WSGIApp, watcher: Watcher) -> WSGIApp:
-    """Each serving process watches the folder from its own thread, started on its
-    first request (gunicorn forks the workers after create_app has run)."""
-
-    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        watcher.ensure_running()
-        return wsgi_app(environ, start_response)
-
-    return app
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        # A process serving without a loading master (a test client, plain gunicorn
+        # without our settings) watches the folder itself, from its first request.
+        self.watcher.ensure_running()
+        return self.pipeline(environ, start_response)
 
 
-def create_app(settings: Settings | None = None) -> Flask:
+class _LoopbackClient(Client):
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("environ_base", {"REMOTE_ADDR": "127.0.0.1"})
+        return super().open(*args, **kwargs)
+
+
+def create_app(
+    settings: Settings | None = None, *, state: StateFolder | None = None
+) -> Application:
+    """The app for ``settings`` (by default, the environment's). ``state``: another
+    view of the state folder than the settings' (the CLI's, which only reads it)."""
     settings = settings or Settings.from_env()
     settings.check()
     signer = load_signer(settings)  # before any work: a broken signing set-up stops us
-    app = Flask(__name__)
-
-    meter = metrics.Metrics()
-    registry = metrics.MeteredRegistry(
+    metrics = Metrics()
+    registry = MeteredRegistry(
         settings.domains,
         render.Compiler(),
-        meter,
+        metrics,
         limits=settings.limits(),
-        state=StateFolder(settings.state_folder),
+        state=state or StateFolder(settings.state_folder),
         grace=settings.grace_seconds,
         max_drop=settings.max_drop,
     )
     # The state is written later, by the watcher (in gunicorn's master, after the
     # workers have forked): a start does not wait for the disk.
-    changes = registry.reload(persist=False)
+    _report_start(settings, registry.reload(persist=False), registry)
+    if signer is not None:
+        log.info("signing Apple profiles as %s", signer.subject)
+    watcher = Watcher(registry, settings.reload_seconds)
+    return Application(Service(settings, registry, signer), watcher, metrics)
+
+
+def _report_start(settings: Settings, changes: Changes, registry: MeteredRegistry[Any]) -> None:
     for problem in changes.problems:
         (log.error if problem.is_error else log.warning)("%s", problem)
     if changes.held_back:
@@ -95,40 +102,3 @@ def create_app(settings: Settings | None = None) -> Flask:
         len(snapshot.broken),
         len(snapshot.contests),
     )
-    if signer is not None:
-        log.info("signing Apple profiles as %s", signer.subject)
-    watcher = app.extensions["autoconf.watcher"] = Watcher(registry, settings.reload_seconds)
-    service = app.extensions["autoconf"] = Service(settings, registry, signer)
-    app.register_blueprint(blueprint)
-    metrics.init_app(app, meter)  # GET /metrics, and every answer counted
-    app.register_error_handler(RequestError, _request_error)
-    app.register_error_handler(HTTPException, _http_error)
-
-    # The client endpoints first, in plain WSGI; every other path on to Flask.
-    wsgi = machine_endpoints(service, meter.count, _with_answer_headers(app.wsgi_app))
-    if settings.proxy_hops:
-        hops = settings.proxy_hops
-        wsgi = ProxyFix(wsgi, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
-    app.wsgi_app = _watched(wsgi, watcher)  # type: ignore[method-assign,assignment]
-    return app
-
-
-def _http_error(exc: HTTPException) -> Response:
-    """Flask's own refusals (no such path, wrong method) as RequestErrors."""
-    error = {404: NotFound, 405: MethodNotAllowed}.get(exc.code or 400, RequestError)
-    reason = exc.description or exc.name
-    response = _request_error(error(reason.split(". ")[0].rstrip(".")))
-    allow = dict(exc.get_headers()).get("Allow")
-    if allow:  # RFC 9110: a 405 names the methods that are allowed
-        response.headers["Allow"] = allow
-    return response
-
-
-def _request_error(exc: RequestError) -> Response:
-    """The one place where a Flask view's error becomes an answer (the client
-    endpoints answer theirs in :mod:`autoconf.wsgi`, each in its own format)."""
-    if request.endpoint == "autoconf.page":  # the form again, with the reason
-        value = request.args.get("emailaddress", "")[:320]
-        return html(page.form(page_language(), error=exc.reason, value=value), exc.status)
-    answer = text_error(exc)
-    return Response(answer.body, answer.status, content_type=answer.content_type)

@@ -1,61 +1,82 @@
-"""The ``mail-autoconf`` command (SPEC §4). ``main(argv) -> int``, named exit codes."""
+"""The ``mail-autoconf`` command (docs/cli.md). ``main(argv) -> int``, exit codes
+as :class:`autoconf.exits.Exit` names them.
+"""
 
 from __future__ import annotations
 
-import os
 import sys
-from dataclasses import replace
-from enum import IntEnum
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
+from werkzeug.test import Client
 
-from autoconf import render as renderers
 from autoconf.address import InvalidDomain, parse_address
-from autoconf.errors import NotFound, RequestError
+from autoconf.errors import RequestError
+from autoconf.exits import Exit
 from autoconf.model import normalize_domain_pattern
 from autoconf.ownership import EMPTY, FolderResult
 from autoconf.registry import load_folder
-from autoconf.render import autoconfig, autodiscover, mobileconfig
+from autoconf.render import autodiscover
 from autoconf.render import dns as dns_records
-from autoconf.settings import Settings, SettingsError
+from autoconf.settings import OPTION, Settings, SettingsError
 from autoconf.signing import load_signer
-from autoconf.snapshot import build_snapshot
+from autoconf.snapshot import Entry, Snapshot, build_snapshot
 from autoconf.state import StateFolder
 
-
-class Exit(IntEnum):
-    OK = 0
-    INVALID = 1  # errors in domain files, a mismatch, an unknown domain
-    USAGE = 2
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-_domains_option = click.option(
-    "--domains",
-    "domains",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Folder of domain files [AUTOCONF_DOMAINS, default ./domains].",
-)
+def setting_option(name: str, help: str | None = None) -> Callable[[F], F]:
+    """The command-line option of a setting: read by the same parser as its
+    environment variable, so that bounds and messages are the same."""
+    option = OPTION[name]
+    assert option.flag is not None
+
+    def read(context: click.Context, parameter: click.Parameter, value: str | None) -> Any:
+        return None if value is None else option.read(value, option.flag or name)
+
+    decorator: Callable[[F], F] = click.option(
+        option.flag,
+        name,
+        default=None,
+        callback=read,
+        help=f"{help or option.help} [{option.variable}]",
+    )
+    return decorator
 
 
-def _settings(**overrides: Any) -> Settings:
+def _settings(**given: object) -> Settings:
     """The environment's settings, with the options given on the command line."""
-    return replace(Settings.from_env(), **{k: v for k, v in overrides.items() if v is not None})
+    return Settings.from_env().with_options(**given)
 
 
 def _load(settings: Settings) -> FolderResult:
     """The folder as the service would resolve it now: with what its state folder
     remembers (read, never written) when this user may read it."""
     limits = settings.limits()
-    stored = StateFolder(settings.state_folder, read_only=True).load(limits)
+    stored = _state(settings).load(limits)
     return load_folder(
         settings.domains,
         stored.as_previous() if stored is not None else EMPTY,
         limits=limits,
         grace=settings.grace_seconds,
     )
+
+
+def _state(settings: Settings) -> StateFolder:
+    return StateFolder(settings.state_folder, read_only=True)
+
+
+def _entry(
+    settings: Settings, domain: str
+) -> tuple[FolderResult, Snapshot[None], Entry[None] | None]:
+    """The folder, its snapshot, and the entry that serves ``domain`` (as the service
+    looks it up)."""
+    result = _load(settings)
+    snapshot = build_snapshot(result, lambda provider: None)
+    return result, snapshot, snapshot.lookup(domain)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -65,31 +86,21 @@ def cli() -> None:
 
 
 @cli.command()
-@_domains_option
+@setting_option("domains")
 @click.option("--bind", default="127.0.0.1:8080", show_default=True, help="HOST:PORT to listen on.")
 @click.option("--workers", type=click.IntRange(1, 256), default=2, show_default=True)
-@click.option("--public-host", default=None, help="Host name for URLs handed out.")
-@click.option(
-    "--proxy-hops",
-    type=click.IntRange(0, 10),
-    default=None,
-    help="Reverse proxies to trust for X-Forwarded-* [AUTOCONF_PROXY_HOPS].",
-)
+@setting_option("public_host")
+@setting_option("proxy_hops")
 def serve(
     domains: Path | None, bind: str, workers: int, public_host: str | None, proxy_hops: int | None
 ) -> int:
     """Run the service under gunicorn."""
-    from autoconf.server import run  # gunicorn is only needed here
+    from autoconf.serving import run  # gunicorn is only needed here
 
     settings = _settings(domains=domains, public_host=public_host, proxy_hops=proxy_hops)
     settings.check()
     load_signer(settings)  # refuse to start, with the file and the reason
-    # Workers read the settings from the environment, as under plain gunicorn.
-    os.environ["AUTOCONF_DOMAINS"] = str(settings.domains)
-    if settings.public_host:
-        os.environ["AUTOCONF_PUBLIC_HOST"] = settings.public_host
-    os.environ["AUTOCONF_PROXY_HOPS"] = str(settings.proxy_hops)
-    return run(bind=bind, workers=workers)
+    return run(settings, bind=bind, workers=workers)
 
 
 @cli.command()
@@ -103,7 +114,7 @@ def check(folder: Path | None, strict: bool) -> int:
         click.echo(f"{folder}: not a folder", err=True)
         return Exit.USAGE
     if folder.resolve() != settings.domains.resolve():
-        settings = replace(settings, domains=folder, state=None)
+        settings = settings.for_folder(folder)
     result = _load(settings)
     for problem in result.problems:
         click.echo(str(problem))
@@ -129,53 +140,62 @@ def check(folder: Path | None, strict: bool) -> int:
     return Exit.OK
 
 
+RENDER_FORMATS = ("autoconfig", "autodiscover", "mobileconfig", "json")
+
+
+def _render_request(fmt: str, address: str) -> tuple[str, str, dict[str, str], bytes | None]:
+    """What a client of ``fmt`` asks the service for ``address``: method, path,
+    query, body."""
+    if fmt == "autodiscover":
+        body = autodiscover.request_document(address, autodiscover.NS_OUTLOOK_RESPONSE)
+        return "POST", "/autodiscover/autodiscover.xml", {}, body
+    if fmt == "mobileconfig":
+        return "GET", "/mobileconfig", {"emailaddress": address}, None
+    if fmt == "json":
+        query = {"Email": address, "Protocol": "AutodiscoverV1"}
+        return "GET", "/autodiscover/autodiscover.json", query, None
+    return "GET", "/mail/config-v1.1.xml", {"emailaddress": address}, None
+
+
 @cli.command(name="render")
 @click.argument("address")
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["autoconfig", "autodiscover", "mobileconfig", "json"]),
+    type=click.Choice(RENDER_FORMATS),
     default="autoconfig",
     show_default=True,
 )
-@_domains_option
-@click.option("--public-host", default=None, help="Host in the json answer's URL.")
+@setting_option("domains")
+@setting_option("public_host", "Host in the json answer's URL.")
 def render_command(address: str, fmt: str, domains: Path | None, public_host: str | None) -> int:
-    """Print exactly what the service would answer for ADDRESS."""
-    settings = _settings(domains=domains, public_host=public_host)
+    """Print exactly what the service would answer for ADDRESS: the service's own
+    request path answers a request made here."""
+    from autoconf.app import create_app
+
+    settings = _settings(domains=domains, public_host=public_host, reload_seconds=0)
     settings.check()
-    signer = load_signer(settings) if fmt == "mobileconfig" else None
-    snapshot = build_snapshot(_load(settings), renderers.Compiler())
     try:
         parsed = parse_address(address)
-        entry = snapshot.lookup(parsed.domain)
-        if entry is None:
-            raise NotFound(f"{parsed.domain}: no domain file serves this domain")
-        if fmt == "autoconfig":
-            body = autoconfig.render(entry.compiled.autoconfig, parsed, parsed.domain)
-        elif fmt == "autodiscover":
-            schema = autodiscover.NS_OUTLOOK_RESPONSE
-            body = autodiscover.render(entry.compiled.autodiscover, parsed, schema)
-        elif fmt == "mobileconfig":
-            body = mobileconfig.render(entry.compiled.mobileconfig, parsed)
-            body = signer.sign(body) if signer is not None else body
-        else:
-            host = settings.public_host or f"autodiscover.{parsed.domain}"
-            body = autodiscover.render_json("AutodiscoverV1", entry.provider, host)
     except RequestError as exc:  # what the service answers with a 4xx
         click.echo(f"{address}: {exc.reason}", err=True)
         return Exit.INVALID
-    sys.stdout.buffer.write(body)
+    app = create_app(settings, state=_state(settings))
+    method, path, query, body = _render_request(fmt, parsed.full)
+    answer = Client(app.pipeline).open(path, method=method, query_string=query, data=body)
+    if answer.status_code != 200 or fmt == "autodiscover" and b"<Error" in answer.data:
+        reason = answer.get_data(as_text=True).strip().splitlines()[0] if answer.data else ""
+        click.echo(f"{address}: {reason or answer.status}", err=True)
+        return Exit.INVALID
+    sys.stdout.buffer.write(answer.data)
     sys.stdout.buffer.flush()
     return Exit.OK
 
 
 @cli.command()
 @click.argument("domain")
-@_domains_option
-@click.option(
-    "--public-host", default=None, help="This service's host name [AUTOCONF_PUBLIC_HOST]."
-)
+@setting_option("domains")
+@setting_option("public_host", "This service's host name.")
 def dns(domain: str, domains: Path | None, public_host: str | None) -> int:
     """Print DOMAIN's DNS records as zone-file lines."""
     settings = _settings(domains=domains, public_host=public_host)
@@ -186,7 +206,7 @@ def dns(domain: str, domains: Path | None, public_host: str | None) -> int:
     except InvalidDomain as exc:
         click.echo(f"{domain}: {exc}", err=True)
         return Exit.USAGE
-    result = _load(settings)
+    result, snapshot, entry = _entry(settings, pattern)
     if pattern.startswith("*"):
         provider = next((p for p in result.providers if pattern in p.domains), None)
         if provider is None:
@@ -194,8 +214,6 @@ def dns(domain: str, domains: Path | None, public_host: str | None) -> int:
             return Exit.INVALID
         click.echo("\n".join(dns_records.pattern_explanation(pattern, provider)))
         return Exit.OK
-    snapshot = build_snapshot(result, lambda provider: None)
-    entry = snapshot.lookup(pattern)
     if entry is None:
         click.echo(f"{pattern}: no domain file serves this domain", err=True)
         return Exit.INVALID
@@ -226,7 +244,7 @@ def import_command(source: Path, out: Path, force: bool) -> int:
 
 @cli.command()
 @click.argument("domain")
-@_domains_option
+@setting_option("domains")
 @click.option(
     "--ca-file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -251,7 +269,7 @@ def probe(domain: str, domains: Path | None, ca_file: Path | None, timeout: floa
     except InvalidDomain as exc:
         click.echo(f"{domain}: {exc}", err=True)
         return Exit.USAGE
-    entry = build_snapshot(_load(settings), lambda p: None).lookup(target)
+    _, _, entry = _entry(settings, target)
     if entry is None:
         click.echo(f"{target}: no domain file serves this domain", err=True)
         return Exit.INVALID

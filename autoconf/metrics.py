@@ -1,30 +1,22 @@
-"""``GET /metrics`` (SPEC §3): requests by endpoint and status, reloads, domains live.
+"""The service's metrics: requests by endpoint and status, reloads, domains live
+(``GET /metrics``, docs/http.md).
 
 Under gunicorn every worker is a process with numbers of its own. prometheus_client's
 multiprocess mode keeps each process's numbers in a file in PROMETHEUS_MULTIPROC_DIR
 and adds them up when asked, so any worker that answers a scrape tells the same totals.
-That mode is chosen when prometheus_client is first imported: `mail-autoconf serve`
-and deploy/gunicorn.conf.py set the folder up before that (see
-:mod:`autoconf.gunicorn_conf`). Without the variable, as under a test client, the
-numbers are those of the one process.
+That mode is chosen when prometheus_client is first imported, so it is imported
+here only once :func:`prepare_folder` has run (``mail-autoconf serve`` and
+deploy/gunicorn.conf.py run it first). Without the variable, as under a test
+client, the numbers are those of the one process.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, MutableMapping
 from pathlib import Path
 from typing import Any, TypeVar
-
-from flask import Blueprint, Flask, Response, abort, current_app, request
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    generate_latest,
-)
-from prometheus_client.multiprocess import MultiProcessCollector
 
 from autoconf.model import Provider
 from autoconf.registry import Changes, Registry
@@ -38,7 +30,33 @@ RELOAD_OUTCOMES = ("changed", "unchanged", "held", "failed")
 # path: paths are the asker's to choose, and every new label value is a new series.
 UNKNOWN_ENDPOINT = "unknown"
 
-blueprint = Blueprint("metrics", __name__)
+
+def prepare_folder(environ: MutableMapping[str, str]) -> Path | None:
+    """Give prometheus_client's multiprocess mode its folder, before it is imported.
+
+    A folder named by PROMETHEUS_MULTIPROC_DIR is used (created if missing) and
+    emptied of an earlier run's ``*.db`` files, which would otherwise add up with
+    this run's. Without one, a private temporary folder is made and returned, for
+    the caller to remove at exit.
+    """
+    given = environ.get(MULTIPROC_DIR, "").strip()
+    if given:
+        folder = Path(given)
+        folder.mkdir(parents=True, exist_ok=True)
+        environ[MULTIPROC_DIR] = str(folder)
+        for stale in folder.glob("*.db"):
+            stale.unlink(missing_ok=True)
+        return None
+    private = Path(tempfile.mkdtemp(prefix="mail-autoconf-metrics-"))
+    environ[MULTIPROC_DIR] = str(private)
+    return private
+
+
+def mark_process_dead(pid: int) -> None:
+    """A worker has gone: its gauges stop counting; its counters keep counting."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
 class Metrics:
@@ -46,6 +64,8 @@ class Metrics:
     that build many apps in one process do not add up each other's numbers)."""
 
     def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge
+
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "autoconf_requests",
@@ -96,13 +116,17 @@ class Metrics:
             child = self._children[key] = self.requests.labels(name, str(status))
         child.inc()
 
-    def exposition(self) -> bytes:
-        """The text format: of every process (multiprocess mode), or of this one."""
+    def exposition(self) -> tuple[str, bytes]:
+        """The content type and the text format: of every process (multiprocess
+        mode), or of this one."""
+        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+        from prometheus_client.multiprocess import MultiProcessCollector
+
         if os.environ.get(MULTIPROC_DIR):
             registry = CollectorRegistry()
             MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-            return generate_latest(registry)
-        return generate_latest(self.registry)
+            return CONTENT_TYPE_LATEST, generate_latest(registry)
+        return CONTENT_TYPE_LATEST, generate_latest(self.registry)
 
 
 class MeteredRegistry(Registry[T]):
@@ -122,30 +146,3 @@ class MeteredRegistry(Registry[T]):
             raise
         self.metrics.reloaded(self.snapshot, changes)
         return changes
-
-
-def init_app(app: Flask, metrics: Metrics) -> None:
-    app.extensions["autoconf.metrics"] = metrics
-    app.register_blueprint(blueprint)
-
-
-def _metrics() -> Metrics:
-    found: Metrics = current_app.extensions["autoconf.metrics"]
-    return found
-
-
-@blueprint.after_app_request
-def _count(response: Response) -> Response:
-    _metrics().count(request.endpoint, response.status_code)
-    return response
-
-
-@blueprint.get("/metrics", endpoint="metrics")
-def metrics_view() -> Response:
-    # For the operator's Prometheus, which scrapes the service itself. A request
-    # that came through a reverse proxy (nginx, an Ingress) carries
-    # X-Forwarded-For, whatever the client sent: such a request is from the
-    # internet, and gets what a path that does not exist gets.
-    if "X-Forwarded-For" in request.headers:
-        abort(404)
-    return Response(_metrics().exposition(), content_type=CONTENT_TYPE_LATEST)

@@ -13,8 +13,8 @@ autoconfig GET, POX POST and mobileconfig:
   show;
 - the top functions by own time.
 
-The client endpoints are answered in plain WSGI (autoconf/wsgi.py), so
-Flask's hooks play no part in them; the ceiling goes through Flask.
+Every answer goes through the service's one plain-WSGI pipeline
+(autoconf/pipeline.py); the ceiling goes through Flask.
 
     .venv/bin/python bench/profile_request.py               # 20,000 requests each
     .venv/bin/python bench/profile_request.py -n 2000 --endpoints pox

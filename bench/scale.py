@@ -164,7 +164,7 @@ def measure_load(folder: Path, touch: Path, profile: Path | None) -> dict[str, o
         _write_profile(profiler, profile, "load (create_app)")
     gc.collect()
     loaded = _rss_kib()
-    registry = app.extensions["autoconf"].registry
+    registry = app.service.registry
     snapshot = registry.snapshot
 
     if profiler is not None:
@@ -252,7 +252,7 @@ def measure_serve(
     if args.worker_timeout:
         # The service's own gunicorn settings, with a longer worker timeout.
         gunicorn = str(Path(sys.executable).parent / "gunicorn")
-        conf = "python:autoconf.gunicorn_conf"
+        conf = str(ROOT / "deploy" / "gunicorn.conf.py")
         command = [gunicorn, "-c", conf, "--bind", bind, "--workers", "2"]
         command += ["--timeout", str(args.worker_timeout)]
         env["AUTOCONF_DOMAINS"] = str(folder)

@@ -92,7 +92,7 @@ def run(folder: Path, size: int, count: int) -> None:
     started = time.monotonic()
     _requests(app, size, 1)  # the first request: the watcher's catching-up reload
     lines.append(_row("worker: after its first request", time.monotonic() - started))
-    watcher_registry = app.extensions["autoconf"].registry
+    watcher_registry = app.service.registry
     started = time.monotonic()
     watcher_registry.reload()
     lines.append(_row("worker: after a reload that finds nothing new", time.monotonic() - started))

@@ -251,12 +251,10 @@ def _command(
 
 def capture_bodies() -> dict[str, bytes]:
     """Our answers for the benchmark's requests, in-process; the ceiling serves them."""
-    from flask import Flask
-
-    from autoconf.app import create_app
+    from autoconf.app import Application, create_app
     from autoconf.settings import Settings
 
-    app: Flask = create_app(Settings(domains=ROOT / "domains", reload_seconds=0))
+    app: Application = create_app(Settings(domains=ROOT / "domains", reload_seconds=0))
     client = app.test_client()
     folder = WORK / "ceiling"
     folder.mkdir(parents=True, exist_ok=True)

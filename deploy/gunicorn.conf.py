@@ -2,9 +2,9 @@
 #
 # The service under plain gunicorn, as the systemd unit and the container run it.
 # Everything but the address and the worker count comes from the package
-# (autoconf/gunicorn_conf.py), the same settings `mail-autoconf serve` runs with:
-# the factory autoconf.app:create_app(), preloading, graceful timeouts, the
-# access log with addresses redacted, and metrics added up across workers.
+# (autoconf/serving.py), the same settings `mail-autoconf serve` runs with:
+# the app, preloading, graceful timeouts, the access log with addresses
+# redacted, and metrics added up across workers.
 #
 # The service's own settings are AUTOCONF_* environment variables (README,
 # "Settings"); the unit and the container set them. gunicorn's command line and
@@ -13,8 +13,11 @@
 
 import os
 
-from autoconf.gunicorn_conf import *  # noqa: F403
 from autoconf.machine import available_cpus
+from autoconf.serving import configure
+
+# The AUTOCONF_* settings, read and checked once, for the app and the logger.
+globals().update(configure())
 
 # Loopback only: nginx on the same host (or in the same pod) is the one client,
 # and holds the slow ones, which would each hold a sync worker (docs/deploy.md,

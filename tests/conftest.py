@@ -7,10 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from flask import Flask
-from flask.testing import FlaskClient
+from werkzeug.test import Client
 
-from autoconf.app import create_app
+from autoconf.app import Application, create_app
 from autoconf.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,10 +26,10 @@ def domains_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def make_app(tmp_path: Path) -> Callable[..., Flask]:
+def make_app(tmp_path: Path) -> Callable[..., Application]:
     """Build an app from a folder of {file name: YAML text}, with settings overrides."""
 
-    def make(files: dict[str, str] | None = None, **settings: object) -> Flask:
+    def make(files: dict[str, str] | None = None, **settings: object) -> Application:
         folder = tmp_path / "served"
         folder.mkdir(exist_ok=True)
         for name, text in (files or {}).items():
@@ -41,11 +40,11 @@ def make_app(tmp_path: Path) -> Callable[..., Flask]:
 
 
 @pytest.fixture
-def app() -> Flask:
+def app() -> Application:
     """The app serving the example domains, as `make run` does."""
     return create_app(Settings(domains=EXAMPLES))
 
 
 @pytest.fixture
-def client(app: Flask) -> FlaskClient:
+def client(app: Application) -> Client:
     return app.test_client()

@@ -1,7 +1,7 @@
 """The ``mail-autoconf`` command (SPEC §4), through ``autoconf.cli.main``.
 
 ``render`` must print exactly what the service answers: its bytes are compared
-with the Flask test client's answer to the same request.
+with the test client's answer to the same request.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from flask.testing import FlaskClient
 from lxml import etree
+from werkzeug.test import Client
 
 from autoconf.app import create_app
 from autoconf.cli import main
@@ -185,7 +185,7 @@ def test_check_missing_folder_exits_2(tmp_path: Path, capsys: pytest.CaptureFixt
 # render: the same bytes the service answers
 
 
-def _client(folder: Path) -> FlaskClient:
+def _client(folder: Path) -> Client:
     return create_app(Settings(domains=folder)).test_client()
 
 

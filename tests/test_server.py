@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from autoconf.access_log import loggable_target
 from autoconf.machine import available_cpus
-from autoconf.server import loggable_target, prepare_metrics_folder
+from autoconf.metrics import prepare_folder
 
 
 @pytest.mark.parametrize(
@@ -67,7 +68,7 @@ def test_workers_follow_a_cgroup_cpu_quota(tmp_path: Path) -> None:
 
 def test_metrics_folder_private_unless_given(tmp_path: Path) -> None:
     environ: dict[str, str] = {}
-    private = prepare_metrics_folder(environ)
+    private = prepare_folder(environ)
     try:
         assert private is not None and private.is_dir()
         assert environ["PROMETHEUS_MULTIPROC_DIR"] == str(private)
@@ -78,7 +79,7 @@ def test_metrics_folder_private_unless_given(tmp_path: Path) -> None:
     given.mkdir()
     (given / "counter_123.db").write_bytes(b"an earlier run")
     (given / "keep.txt").write_text("not ours")
-    assert prepare_metrics_folder({"PROMETHEUS_MULTIPROC_DIR": str(given)}) is None
+    assert prepare_folder({"PROMETHEUS_MULTIPROC_DIR": str(given)}) is None
     assert sorted(p.name for p in given.iterdir()) == ["keep.txt"]
-    assert prepare_metrics_folder({"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "new")}) is None
+    assert prepare_folder({"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "new")}) is None
     assert (tmp_path / "new").is_dir()

@@ -542,15 +542,15 @@ def test_check_is_clean_with_a_good_pair(
 def test_serve_refuses_a_broken_pair_before_starting(
     pki: Pki, no_sign_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import autoconf.server
+    import autoconf.serving
 
     started: list[object] = []
 
-    def run(**kwargs: object) -> int:  # gunicorn must never be reached
+    def run(*args: object, **kwargs: object) -> int:  # gunicorn must never be reached
         started.append(kwargs)
         return 0
 
-    no_sign_env.setattr(autoconf.server, "run", run)
+    no_sign_env.setattr(autoconf.serving, "run", run)
     _set_env(no_sign_env, pki.leaf, pki.other_key, pki.intermediate)
     begin = time.monotonic()
     code = main(["serve", "--domains", str(EXAMPLES), "--bind", "127.0.0.1:0"])

@@ -1,4 +1,4 @@
-"""The HTTP interface through Flask's test client: selection, formats, errors."""
+"""The HTTP interface through the test client: selection, formats, errors."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from flask import Flask
-from flask.testing import FlaskClient
 from lxml import etree
+from werkzeug.test import Client
 
+from autoconf.app import Application
 from autoconf.render import autodiscover
 from tests.conftest import DATA
 
@@ -30,7 +30,7 @@ def pox_error(response: object) -> str:
 
 
 @pytest.mark.parametrize("path", AUTOCONFIG_PATHS)
-def test_autoconfig_by_address(client: FlaskClient, path: str) -> None:
+def test_autoconfig_by_address(client: Client, path: str) -> None:
     response = client.get(path, query_string={"emailaddress": "o'brien@Example.NET"})
     assert response.status_code == 200
     assert response.content_type == "text/xml; charset=utf-8"
@@ -43,7 +43,7 @@ def test_autoconfig_by_address(client: FlaskClient, path: str) -> None:
     "address",
     ["x@müller.example", "x@xn--mller-kva.example", "x@MÜLLER.example.", "x@Shop.Example"],
 )
-def test_domain_forms_are_one_domain(client: FlaskClient, address: str) -> None:
+def test_domain_forms_are_one_domain(client: Client, address: str) -> None:
     response = client.get(AUTOCONFIG_PATHS[0], query_string={"emailaddress": address})
     assert response.status_code == 200
     assert xml(response).find("emailProvider").get("id") == "hosting.example.org"
@@ -53,7 +53,7 @@ def test_domain_forms_are_one_domain(client: FlaskClient, address: str) -> None:
 @pytest.mark.parametrize(
     "host", ["autoconfig.example.com", "example.com", "AUTOCONFIG.example.com:80"]
 )
-def test_autoconfig_by_host_fills_only_the_domain(client: FlaskClient, host: str) -> None:
+def test_autoconfig_by_host_fills_only_the_domain(client: Client, host: str) -> None:
     response = client.get(AUTOCONFIG_PATHS[1], headers={"Host": host})
     assert response.status_code == 200
     root = xml(response)
@@ -61,7 +61,7 @@ def test_autoconfig_by_host_fills_only_the_domain(client: FlaskClient, host: str
     assert root.xpath("//incomingServer/username/text()") == ["%EMAILADDRESS%"] * 2
 
 
-def test_forwarded_host_only_when_trusted(make_app: Callable[..., Flask]) -> None:
+def test_forwarded_host_only_when_trusted(make_app: Callable[..., Application]) -> None:
     files = {"a.yaml": (DATA.parent.parent / "domains" / "example.com.yaml").read_text()}
     headers = {"Host": "127.0.0.1:8080", "X-Forwarded-Host": "autoconfig.example.com"}
     untrusted = make_app(files).test_client().get(AUTOCONFIG_PATHS[0], headers=headers)
@@ -81,7 +81,7 @@ def test_forwarded_host_only_when_trusted(make_app: Callable[..., Flask]) -> Non
         ({}, 404),  # the test client's Host is localhost: no domain
     ],
 )
-def test_autoconfig_errors(client: FlaskClient, query: dict[str, str], status: int) -> None:
+def test_autoconfig_errors(client: Client, query: dict[str, str], status: int) -> None:
     response = client.get(AUTOCONFIG_PATHS[0], query_string=query)
     assert response.status_code == status
     assert response.content_type.startswith("text/plain")
@@ -97,7 +97,7 @@ def test_autoconfig_errors(client: FlaskClient, query: dict[str, str], status: i
         "/AUTODISCOVER/AUTODISCOVER.XML",
     ],
 )
-def test_pox_any_letter_case(client: FlaskClient, path: str) -> None:
+def test_pox_any_letter_case(client: Client, path: str) -> None:
     response = client.post(path, data=POX, headers={"Authorization": "Basic YWxpY2U6c2VjcmV0"})
     assert response.status_code == 200
     assert response.content_type == "text/xml; charset=utf-8"
@@ -108,7 +108,7 @@ def test_pox_any_letter_case(client: FlaskClient, path: str) -> None:
     assert set(logins) == {"alice@example.com"}
 
 
-def test_pox_errors(client: FlaskClient) -> None:
+def test_pox_errors(client: Client) -> None:
     path = "/autodiscover/autodiscover.xml"
     get = client.get(path)
     assert (get.status_code, pox_error(get)) == (200, "600")
@@ -133,7 +133,7 @@ def test_pox_errors(client: FlaskClient) -> None:
         "/Autodiscover/Autodiscover.json/v1.0/a@example.com?Protocol=AUTODISCOVERV1",
     ],
 )
-def test_autodiscover_json(client: FlaskClient, url: str) -> None:
+def test_autodiscover_json(client: Client, url: str) -> None:
     response = client.get(url, headers={"Host": "autodiscover.example.com"})
     assert response.status_code == 200
     assert response.content_type == "application/json"
@@ -143,7 +143,7 @@ def test_autodiscover_json(client: FlaskClient, url: str) -> None:
     }
 
 
-def test_autodiscover_json_public_host(make_app: Callable[..., Flask]) -> None:
+def test_autodiscover_json_public_host(make_app: Callable[..., Application]) -> None:
     files = {"a.yaml": (DATA.parent.parent / "domains" / "example.com.yaml").read_text()}
     client = make_app(files, public_host="autoconf.hoster.example").test_client()
     answer = client.get(
@@ -154,7 +154,7 @@ def test_autodiscover_json_public_host(make_app: Callable[..., Flask]) -> None:
     )
 
 
-def json_url(client: FlaskClient, address: str, **headers: str) -> str:
+def json_url(client: Client, address: str, **headers: str) -> str:
     answer = client.get(
         "/autodiscover/autodiscover.json",
         query_string={"Email": address, "Protocol": "AutodiscoverV1"},
@@ -184,7 +184,7 @@ def json_url(client: FlaskClient, address: str, **headers: str) -> str:
     ],
 )
 def test_autodiscover_json_points_only_at_a_served_host(
-    client: FlaskClient, host: str, url_host: str
+    client: Client, host: str, url_host: str
 ) -> None:
     """Without AUTOCONF_PUBLIC_HOST, the Url names the Host only where it is a served
     domain or its autoconfig./autodiscover. name; else the provider's own name."""
@@ -192,7 +192,7 @@ def test_autodiscover_json_points_only_at_a_served_host(
     assert url == f"https://{url_host}/Autodiscover/Autodiscover.xml"
 
 
-def test_autodiscover_json_url_through_a_proxy(make_app: Callable[..., Flask]) -> None:
+def test_autodiscover_json_url_through_a_proxy(make_app: Callable[..., Application]) -> None:
     files = {"a.yaml": (DATA.parent.parent / "domains" / "example.com.yaml").read_text()}
     client = make_app(files, proxy_hops=1).test_client()
     forwarded = {"Host": "127.0.0.1:8080", "X-Forwarded-Proto": "https"}
@@ -216,7 +216,7 @@ def test_autodiscover_json_url_through_a_proxy(make_app: Callable[..., Flask]) -
 
 
 def test_a_catch_all_does_not_make_every_host_a_served_one(
-    make_app: Callable[..., Flask],
+    make_app: Callable[..., Application],
 ) -> None:
     catch_all = (
         "domains: ['*', listed.example]\n"
@@ -259,14 +259,14 @@ def test_a_catch_all_does_not_make_every_host_a_served_one(
         ),
     ],
 )
-def test_autodiscover_json_errors(client: FlaskClient, url: str, status: int, code: str) -> None:
+def test_autodiscover_json_errors(client: Client, url: str, status: int, code: str) -> None:
     response = client.get(url)
     assert response.status_code == status
     body = json.loads(response.data)
     assert body["ErrorCode"] == code and body["ErrorMessage"]
 
 
-def test_healthz_lists_broken_files(make_app: Callable[..., Flask]) -> None:
+def test_healthz_lists_broken_files(make_app: Callable[..., Application]) -> None:
     good = (DATA.parent.parent / "domains" / "example.com.yaml").read_text()
     app = make_app({"good.yaml": good, "bad.yaml": "domains: [x.example]\nincoming: 5\n"})
     body = json.loads(app.test_client().get("/healthz").data)
@@ -279,13 +279,13 @@ def test_healthz_lists_broken_files(make_app: Callable[..., Flask]) -> None:
     assert ok.status_code == 200
 
 
-def test_unknown_paths_and_methods_are_4xx(client: FlaskClient) -> None:
+def test_unknown_paths_and_methods_are_4xx(client: Client) -> None:
     assert client.get("/nothing-here").status_code == 404
     assert client.post(AUTOCONFIG_PATHS[0]).status_code == 405
     assert client.put("/autodiscover/autodiscover.xml").status_code == 405
 
 
-def test_every_answer_carries_the_security_headers(client: FlaskClient) -> None:
+def test_every_answer_carries_the_security_headers(client: Client) -> None:
     answers = [
         client.get(AUTOCONFIG_PATHS[0], query_string={"emailaddress": "a@example.com"}),
         client.get(AUTOCONFIG_PATHS[0], query_string={"emailaddress": "bad"}),
@@ -306,11 +306,13 @@ def test_every_answer_carries_the_security_headers(client: FlaskClient) -> None:
 @pytest.mark.parametrize(
     "path", ["/", "/healthz", "/mobileconfig", AUTOCONFIG_PATHS[0], "/admin", "/reload"]
 )
-def test_no_write_or_admin_endpoint(client: FlaskClient, method: str, path: str) -> None:
+def test_no_write_or_admin_endpoint(client: Client, method: str, path: str) -> None:
     assert client.open(path, method=method).status_code in (404, 405)
 
 
-def test_healthz_tells_the_internet_nothing_but_status(make_app: Callable[..., Flask]) -> None:
+def test_healthz_tells_the_internet_nothing_but_status(
+    make_app: Callable[..., Application],
+) -> None:
     good = (DATA.parent.parent / "domains" / "example.com.yaml").read_text()
     secret = "root:x:0:0:root:/root:/bin/bash"
     app = make_app({"good.yaml": good, "bad.yaml": f"domains: ['{secret}']\nincoming: 5\n"})

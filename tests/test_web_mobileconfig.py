@@ -1,4 +1,4 @@
-"""GET /mobileconfig through the Flask test client (SPEC §3), and `render --format
+"""GET /mobileconfig through the test client (SPEC §3), and `render --format
 mobileconfig`, which must print the same bytes."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flask import Flask
-from flask.testing import FlaskClient
+from werkzeug.test import Client
 
+from autoconf.app import Application
 from autoconf.cli import main
 from tests.conftest import EXAMPLES
 from tests.helpers import provider_text, server_yaml
@@ -41,7 +41,7 @@ def examples() -> dict[str, str]:
     return {p.name: p.read_text(encoding="utf-8") for p in EXAMPLES.glob("*.yaml")}
 
 
-def get(client: FlaskClient, address: str | None) -> Any:
+def get(client: Client, address: str | None) -> Any:
     query = {} if address is None else {"emailaddress": address}
     return client.get("/mobileconfig", query_string=query)
 
@@ -69,7 +69,7 @@ def mail_payload(profile: dict[str, Any]) -> dict[str, Any]:
         ("carol@Shop.Example", "shop.example.mobileconfig", "carol@shop.example"),
     ],
 )
-def test_profile_download(client: FlaskClient, address: str, filename: str, email: str) -> None:
+def test_profile_download(client: Client, address: str, filename: str, email: str) -> None:
     response = get(client, address)
     assert response.status_code == 200
     assert response.mimetype == CONTENT_TYPE
@@ -91,14 +91,14 @@ def _walk(value: Any) -> Any:
             yield from _walk(item)
 
 
-def test_two_downloads_are_byte_identical(client: FlaskClient) -> None:
+def test_two_downloads_are_byte_identical(client: Client) -> None:
     first = get(client, "alice@example.com")
     second = get(client, "alice@example.com")
     assert first.status_code == second.status_code == 200
     assert first.data == second.data
 
 
-def test_another_address_gets_other_identifiers(client: FlaskClient) -> None:
+def test_another_address_gets_other_identifiers(client: Client) -> None:
     alice = plistlib.loads(get(client, "alice@example.com").data)
     bob = plistlib.loads(get(client, "bob@example.com").data)
     assert alice["PayloadUUID"] != bob["PayloadUUID"]
@@ -111,7 +111,7 @@ def test_another_address_gets_other_identifiers(client: FlaskClient) -> None:
 
 
 @pytest.mark.parametrize("query", ["", "?emailaddress=", "?other=alice@example.com"])
-def test_missing_address_is_400(client: FlaskClient, query: str) -> None:
+def test_missing_address_is_400(client: Client, query: str) -> None:
     response = client.get(f"/mobileconfig{query}", headers={"Host": "autoconfig.example.com"})
     assert response.status_code == 400
     assert response.mimetype == "text/plain"
@@ -123,21 +123,21 @@ def test_missing_address_is_400(client: FlaskClient, query: str) -> None:
     "address",
     ["alice", "@example.com", "alice@", "alice@@example.com", "a b@example.com", "alice@localhost"],
 )
-def test_malformed_address_is_400(client: FlaskClient, address: str) -> None:
+def test_malformed_address_is_400(client: Client, address: str) -> None:
     response = get(client, address)
     assert response.status_code == 400
     text = response.get_data(as_text=True)
     assert text.strip() and "\n" not in text.strip()  # a one-line reason
 
 
-def test_unknown_domain_is_404(client: FlaskClient) -> None:
+def test_unknown_domain_is_404(client: Client) -> None:
     response = get(client, "alice@unknown.example")
     assert response.status_code == 404
     assert "unknown.example" in response.get_data(as_text=True)
 
 
 def test_provider_apple_mail_cannot_use_is_404_with_reason(
-    make_app: Callable[..., Flask],
+    make_app: Callable[..., Application],
 ) -> None:
     client = make_app({"oauth.yaml": UNUSABLE}).test_client()
     response = get(client, "alice@oauth.example")
@@ -148,7 +148,7 @@ def test_provider_apple_mail_cannot_use_is_404_with_reason(
     assert "Content-Disposition" not in response.headers
 
 
-def test_hostile_local_part_over_http(client: FlaskClient) -> None:
+def test_hostile_local_part_over_http(client: Client) -> None:
     for local in ("o'brien", "a&b", '"<x>"'):
         response = get(client, f"{local}@example.com")
         assert response.status_code == 200, local
@@ -160,7 +160,7 @@ def test_hostile_local_part_over_http(client: FlaskClient) -> None:
 
 
 def test_signed_profile_verifies_and_holds_the_unsigned_one(
-    make_app: Callable[..., Flask], client: FlaskClient, pki: Pki
+    make_app: Callable[..., Application], client: Client, pki: Pki
 ) -> None:
     signed_app = make_app(
         examples(), sign_cert=pki.leaf, sign_key=pki.leaf_key, sign_chain=pki.intermediate
@@ -178,7 +178,9 @@ def test_signed_profile_verifies_and_holds_the_unsigned_one(
     assert content == unsigned
 
 
-def test_signed_profile_changed_by_one_byte_fails(make_app: Callable[..., Flask], pki: Pki) -> None:
+def test_signed_profile_changed_by_one_byte_fails(
+    make_app: Callable[..., Application], pki: Pki
+) -> None:
     signed_app = make_app(examples(), sign_cert=pki.fullchain, sign_key=pki.leaf_key)
     der = get(signed_app.test_client(), "alice@example.com").data
     assert verified_content(der, pki.root)
@@ -187,7 +189,9 @@ def test_signed_profile_changed_by_one_byte_fails(make_app: Callable[..., Flask]
     assert openssl_verify(bytes(changed), pki.root).returncode != 0
 
 
-def test_signed_unusable_provider_is_still_404(make_app: Callable[..., Flask], pki: Pki) -> None:
+def test_signed_unusable_provider_is_still_404(
+    make_app: Callable[..., Application], pki: Pki
+) -> None:
     app = make_app({"oauth.yaml": UNUSABLE}, sign_cert=pki.leaf, sign_key=pki.leaf_key)
     response = get(app.test_client(), "alice@oauth.example")
     assert response.status_code == 404
@@ -202,7 +206,7 @@ def test_signed_unusable_provider_is_still_404(make_app: Callable[..., Flask], p
     "address", ["alice@example.com", "bob@müller.example", "o'brien@shop.example"]
 )
 def test_render_prints_the_same_bytes(
-    client: FlaskClient,
+    client: Client,
     no_sign_env: pytest.MonkeyPatch,
     capsysbinary: pytest.CaptureFixture[bytes],
     address: str,
@@ -227,7 +231,7 @@ def test_render_unusable_provider_says_why(
 
 
 def test_render_signed_matches_the_signed_answer(
-    make_app: Callable[..., Flask],
+    make_app: Callable[..., Application],
     pki: Pki,
     no_sign_env: pytest.MonkeyPatch,
     capsysbinary: pytest.CaptureFixture[bytes],

@@ -8,9 +8,9 @@ from typing import Any
 import lxml.html
 import pytest
 import yaml
-from flask import Flask
-from flask.testing import FlaskClient
+from werkzeug.test import Client
 
+from autoconf.app import Application
 from autoconf.render import page
 from autoconf.render.page_texts import TEXTS
 from tests.conftest import EXAMPLES
@@ -54,7 +54,7 @@ def expected(kind: str, local: str, domain: str, lang: str) -> list[dict[str, st
     return rows
 
 
-def test_the_form(client: FlaskClient) -> None:
+def test_the_form(client: Client) -> None:
     answer = client.get("/")
     assert answer.status_code == 200
     doc = parse(answer)
@@ -67,7 +67,7 @@ def test_the_form(client: FlaskClient) -> None:
 
 
 @pytest.mark.parametrize("lang", ["en", "de"])
-def test_settings_match_the_yaml(client: FlaskClient, lang: str) -> None:
+def test_settings_match_the_yaml(client: Client, lang: str) -> None:
     doc = parse(client.get("/", query_string={"emailaddress": "Alice@Example.COM", "lang": lang}))
     assert doc.get("lang") == lang
     assert tables(doc, "incoming") == expected("incoming", "Alice", "example.com", lang)
@@ -86,7 +86,7 @@ def test_settings_match_the_yaml(client: FlaskClient, lang: str) -> None:
         assert " ".join(TEXTS[lang][key].split()) in " ".join(text.split())
 
 
-def test_german_from_the_browser_and_no_english_left(client: FlaskClient) -> None:
+def test_german_from_the_browser_and_no_english_left(client: Client) -> None:
     answer = client.get(
         "/?emailaddress=bob@example.com", headers={"Accept-Language": "de-CH, de;q=0.9, en;q=0.5"}
     )
@@ -124,7 +124,7 @@ def qr_of(url: str) -> list[str]:
     return qr_paths(lxml.html.fromstring(str(page.qr_svg(url))))
 
 
-def test_profile_link_and_qr(client: FlaskClient) -> None:
+def test_profile_link_and_qr(client: Client) -> None:
     doc = parse(client.get("/?emailaddress=alice@example.com"))
     (link,) = doc.xpath("//a[@id='profile']")
     # The link stays on the page's own origin; the QR code names the provider's
@@ -149,13 +149,13 @@ def test_profile_link_and_qr(client: FlaskClient) -> None:
         ("[::1]:8080", "autodiscover.example.com"),
     ],
 )
-def test_the_qr_code_names_only_a_served_host(client: FlaskClient, host: str, qr_host: str) -> None:
+def test_the_qr_code_names_only_a_served_host(client: Client, host: str, qr_host: str) -> None:
     doc = parse(client.get("/?emailaddress=alice@example.com", headers={"Host": host}))
     assert doc.xpath("//a[@id='profile']/@href") == [PROFILE]
     assert shown_qr(doc) == qr_of(f"https://{qr_host}/{PROFILE}")
 
 
-def test_the_qr_code_names_the_public_host(make_app: Callable[..., Flask]) -> None:
+def test_the_qr_code_names_the_public_host(make_app: Callable[..., Application]) -> None:
     files = {"a.yaml": (EXAMPLES / "example.com.yaml").read_text(encoding="utf-8")}
     client = make_app(files, public_host="autoconf.hoster.example").test_client()
     answer = client.get(
@@ -174,7 +174,7 @@ def test_the_qr_code_names_the_public_host(make_app: Callable[..., Flask]) -> No
         ("not-an-address", 400),
     ],
 )
-def test_hostile_addresses_are_text(client: FlaskClient, address: str, status: int) -> None:
+def test_hostile_addresses_are_text(client: Client, address: str, status: int) -> None:
     answer = client.get("/", query_string={"emailaddress": address})
     assert answer.status_code == status
     doc = parse(answer)
@@ -191,7 +191,7 @@ def test_hostile_addresses_are_text(client: FlaskClient, address: str, status: i
         assert "<script>alert(1)</script>" in doc.xpath("//span[@class='address']")[0].text
 
 
-def test_the_stylesheet_is_served(client: FlaskClient) -> None:
+def test_the_stylesheet_is_served(client: Client) -> None:
     answer = client.get("/static/page.css")
     assert answer.status_code == 200 and answer.content_type.startswith("text/css")
     assert b"@media print" in answer.data

@@ -26,9 +26,6 @@ This package re-exports the public names of all of them.
 """
 
 from autoconf.ispdb.command import (
-    EXIT_FAILED,
-    EXIT_OK,
-    EXIT_USAGE,
     MAX_FILE_BYTES,
     Converted,
     Failed,
@@ -53,9 +50,6 @@ from autoconf.ispdb.values import PLACEHOLDER_LIKE, fix_placeholders
 
 __all__ = [
     "AUTH_NAMES",
-    "EXIT_FAILED",
-    "EXIT_OK",
-    "EXIT_USAGE",
     "INCOMING_TYPES",
     "MAX_FILE_BYTES",
     "OAUTH2_FIELDS",

@@ -20,12 +20,10 @@ import click
 import yaml
 from lxml import etree
 
+from autoconf.exits import Exit
 from autoconf.folder import load_file
 from autoconf.ispdb.document import Data, ImportFailed, parse
 from autoconf.ispdb.provider import domain_data
-
-# The command's exit codes, as autoconf.cli names them (importing cli here would be a cycle).
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 # ISPDB files are a few kilobytes; anything far larger is not one.
 MAX_FILE_BYTES = 1024 * 1024
@@ -171,7 +169,7 @@ def import_main(source: Path, out: Path, *, force: bool) -> int:
         _prepare_out(out)
     except UsageError as exc:
         click.echo(f"{source}: {exc}", err=True)
-        return EXIT_USAGE
+        return Exit.USAGE
     # Messages wait until the progress bar is done, so that they do not cut through it.
     results = _convert_all(sources, progress=source.is_dir())
     names = file_names([r for r in results if isinstance(r, Converted)])
@@ -186,7 +184,7 @@ def import_main(source: Path, out: Path, *, force: bool) -> int:
         f"{tally['failed']} failed, {tally['warnings']} warnings",
         err=True,
     )
-    return EXIT_FAILED if tally["failed"] or tally["skipped"] else EXIT_OK
+    return Exit.INVALID if tally["failed"] or tally["skipped"] else Exit.OK
 
 
 def _write_and_report(

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
 from autoconf.address import EMAILDOMAIN
+from autoconf.exits import Exit
 from autoconf.model import Provider, Server
 from autoconf.probe.checks import Contexts, Result, probe_server, reason
 
@@ -75,7 +76,7 @@ def probe_main(provider: Provider, domain: str, *, ca_file: Path | None, timeout
         contexts = make_contexts(ca_file)
     except (OSError, ssl.SSLError) as exc:
         print(f"{ca_file}: cannot load as a CA file ({reason(exc)})", file=sys.stderr)
-        return 2  # usage, as cli.Exit.USAGE
+        return Exit.USAGE
     results = probe_provider(provider, domain, contexts, timeout)
     print(format_table(results, provider.served_incoming + provider.served_outgoing))
-    return 0 if all(r.ok for r in results) else 1
+    return Exit.OK if all(r.ok for r in results) else Exit.INVALID

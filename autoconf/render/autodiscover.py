@@ -122,6 +122,16 @@ class Compiled:
     mobilesync: Template | None
 
 
+def request_document(address: str, response_schema: str = NS_OUTLOOK_RESPONSE) -> bytes:
+    """The POX request Outlook sends for ``address`` (what ``render`` asks the service)."""
+    root = etree.Element(f"{{{NS_OUTLOOK_REQUEST}}}Autodiscover", nsmap={None: NS_OUTLOOK_REQUEST})  # type: ignore[dict-item]
+    request = etree.SubElement(root, f"{{{NS_OUTLOOK_REQUEST}}}Request")
+    etree.SubElement(request, f"{{{NS_OUTLOOK_REQUEST}}}EMailAddress").text = address
+    schema = etree.SubElement(request, f"{{{NS_OUTLOOK_REQUEST}}}AcceptableResponseSchema")
+    schema.text = response_schema
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="utf-8"))
+
+
 def compile_provider(provider: Provider) -> Compiled:
     root = default_ns_element(NS_RESPONSE, "Autodiscover")
     response = default_ns_element(NS_OUTLOOK_RESPONSE, "Response", root)

@@ -178,7 +178,13 @@ def test_a_worker_timeout_logs_no_address(tmp_path: Path) -> None:
     gunicorn = str(Path(sys.executable).parent / "gunicorn")
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOCONF_")}
     env |= {"AUTOCONF_DOMAINS": str(EXAMPLES), "AUTOCONF_STATE": str(tmp_path / "state")}
-    command = [gunicorn, "-c", "python:autoconf.gunicorn_conf", "--bind", f"127.0.0.1:{port}"]
+    command = [
+        gunicorn,
+        "-c",
+        str(ROOT / "deploy" / "gunicorn.conf.py"),
+        "--bind",
+        f"127.0.0.1:{port}",
+    ]
     started = start(
         [*command, "--workers", "1", "--timeout", "2"], tmp_path / "log", cwd=tmp_path, env=env
     )

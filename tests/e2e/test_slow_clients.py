@@ -28,7 +28,7 @@ import requests
 import urllib3
 from lxml import etree
 
-from autoconf.wsgi import BODY_READ_TIMEOUT
+from autoconf.pipeline import BODY_READ_TIMEOUT
 from tests.e2e.conftest import CLIENT_DOMAINS, CLIENT_DOMAINS_DIR
 from tests.e2e.nginx import DEPLOY, Nginx, start_nginx
 from tests.e2e.processes import Started, start_service

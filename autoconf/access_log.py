@@ -1,15 +1,13 @@
-"""``mail-autoconf serve``: the app factory under gunicorn, configured in-process."""
+"""The logs: gunicorn's access and error logs with every address shown as
+AUTOCONF_LOG_ADDRESSES says (redacted by default); no header (Authorization
+among them) and no body is ever logged."""
 
 from __future__ import annotations
 
 import logging
-import tempfile
-from collections.abc import MutableMapping
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
 
-from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 
 from autoconf.address import redact_addresses
@@ -20,7 +18,12 @@ from autoconf.settings import Settings
 # AUTOCONF_LOG_ADDRESSES says (redacted by default). Headers, Authorization
 # among them, are never logged, and neither are bodies.
 ACCESS_LOG_FORMAT = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
-MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def access_logger(settings: Settings) -> type[Logger]:
+    """gunicorn's logger class (``logger_class``) for these settings: gunicorn makes
+    its logger itself, from the class."""
+    return type("AccessLogger", (AccessLogger,), {"settings": settings})
 
 
 class AccessLogger(Logger):  # type: ignore[misc]
@@ -28,8 +31,10 @@ class AccessLogger(Logger):  # type: ignore[misc]
     in the access log's target, and in every line of the error log (gunicorn's
     warnings quote request lines, its errors the request's URI)."""
 
+    settings = Settings()  # a subclass of access_logger() carries the service's
+
     def __init__(self, cfg: Any) -> None:
-        settings = Settings.from_env()
+        settings = self.settings
         self.address_mode = settings.log_addresses
         self.address_key = log_key(settings) if settings.log_addresses == "hash" else b""
         self.redacting = RedactingFilter(self.address_mode, self.address_key)
@@ -141,50 +146,3 @@ def _shown(text: str, mode: str, key: bytes, limit: int = 2000) -> str:
     if not text.isprintable():
         text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
     return text if len(text) <= limit else text[:limit] + "…"
-
-
-class _Application(BaseApplication):  # type: ignore[misc]
-    def __init__(self, options: dict[str, Any]) -> None:
-        self.options = options
-        super().__init__()
-
-    def load_config(self) -> None:
-        for key, value in self.options.items():
-            if key in self.cfg.settings:  # older gunicorn releases lack some settings
-                self.cfg.set(key, value)
-
-    def load(self) -> Any:
-        from autoconf.app import create_app
-
-        return create_app()
-
-
-def prepare_metrics_folder(environ: MutableMapping[str, str]) -> Path | None:
-    """Give prometheus_client's multiprocess mode its folder, before it is imported.
-
-    A folder named by PROMETHEUS_MULTIPROC_DIR is used (created if missing) and
-    emptied of an earlier run's ``*.db`` files, which would otherwise add up with
-    this run's. Without one, a private temporary folder is made and returned, for
-    the caller to remove at exit.
-    """
-    given = environ.get(MULTIPROC_DIR, "").strip()
-    if given:
-        folder = Path(given)
-        folder.mkdir(parents=True, exist_ok=True)
-        environ[MULTIPROC_DIR] = str(folder)
-        for stale in folder.glob("*.db"):
-            stale.unlink(missing_ok=True)
-        return None
-    private = Path(tempfile.mkdtemp(prefix="mail-autoconf-metrics-"))
-    environ[MULTIPROC_DIR] = str(private)
-    return private
-
-
-def run(*, bind: str, workers: int) -> int:
-    # First, before create_app imports prometheus_client (see autoconf.gunicorn_conf).
-    from autoconf import gunicorn_conf
-
-    options = {name: getattr(gunicorn_conf, name) for name in gunicorn_conf.__all__}
-    options |= {"bind": bind, "workers": workers}
-    _Application(options).run()
-    return 0

@@ -1,7 +1,7 @@
-"""The client endpoints' plain-WSGI layer: routing, methods, bodies, counting.
+"""The one request pipeline: routing, methods, bodies, headers, counting, errors.
 
 What each endpoint answers is in tests/test_web.py; here is what the layer
-itself must get right now that Flask no longer does it for these paths.
+itself must get right, for every path.
 """
 
 from __future__ import annotations
@@ -16,28 +16,28 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 import pytest
-from flask import Flask
-from flask.testing import FlaskClient
 from lxml import etree
-from werkzeug.test import EnvironBuilder, TestResponse
+from werkzeug.test import Client, EnvironBuilder, TestResponse
 
-from autoconf import wsgi
+from autoconf import pipeline
+from autoconf.app import Application
+from autoconf.endpoints import router
+from autoconf.endpoints.clients import AUTOCONFIG, JSON_ENDPOINT, MOBILECONFIG, POX, pox_error
+from autoconf.endpoints.operator import HEALTHZ
+from autoconf.endpoints.page import PAGE
 from autoconf.errors import BadRequest, PayloadTooLarge, RequestTimeout
-from autoconf.wsgi import (
-    AUTOCONFIG,
-    JSON_ENDPOINT,
-    MOBILECONFIG,
-    POX,
-    Request,
-    route,
-)
+from autoconf.metrics import Metrics
+from autoconf.pipeline import Request
 from tests.conftest import DATA
 from tests.test_metrics import requests, scrape
+
+route = router(Metrics())
 
 POX_BODY = (DATA / "pox-request.xml").read_bytes()
 XML = "text/xml; charset=utf-8"
 JSON = "application/json"
 TEXT = "text/plain; charset=utf-8"
+HTML = "text/html; charset=utf-8"
 
 
 @pytest.mark.parametrize(
@@ -62,12 +62,16 @@ def test_routes(path: str, expected: tuple[object, str]) -> None:
     assert route(path) == expected
 
 
+def test_the_page_and_the_operators_endpoints_are_routed_alike() -> None:
+    assert route("/") == (PAGE, "")
+    assert route("/healthz") == (HEALTHZ, "")
+    metrics = route("/metrics")
+    assert metrics is not None and metrics[0].name == "metrics"
+
+
 @pytest.mark.parametrize(
     "path",
     [
-        "/",
-        "/healthz",
-        "/metrics",
         "/MAIL/config-v1.1.xml",  # Thunderbird writes it exactly; only Outlook's paths vary
         "/mail/config-v1.1.xml/",
         "/Mobileconfig",
@@ -79,7 +83,7 @@ def test_routes(path: str, expected: tuple[object, str]) -> None:
         "/autodiscover/autodiscover.json/v1.0/a@exa\nmple.com",
     ],
 )
-def test_other_paths_are_left_to_flask(path: str) -> None:
+def test_other_paths_name_no_endpoint(path: str) -> None:
     assert route(path) is None
 
 
@@ -145,7 +149,7 @@ def test_query_parameters() -> None:
         ("PATCH", "/autodiscover/autodiscover.json", "GET, HEAD, OPTIONS"),
     ],
 )
-def test_methods(client: FlaskClient, method: str, path: str, allow: str) -> None:
+def test_methods(client: Client, method: str, path: str, allow: str) -> None:
     refused = client.open(path, method=method)
     assert refused.status_code == 405 and refused.headers["Allow"] == allow
     assert refused.content_type == "text/plain; charset=utf-8"
@@ -155,7 +159,7 @@ def test_methods(client: FlaskClient, method: str, path: str, allow: str) -> Non
     assert options.get_data() == b""
 
 
-def test_head_is_get_without_the_body(client: FlaskClient) -> None:
+def test_head_is_get_without_the_body(client: Client) -> None:
     query = {"emailaddress": "a@example.com"}
     got = client.get("/mail/config-v1.1.xml", query_string=query)
     head = client.head("/mail/config-v1.1.xml", query_string=query)
@@ -164,7 +168,7 @@ def test_head_is_get_without_the_body(client: FlaskClient) -> None:
     assert head.headers["Content-Type"] == got.headers["Content-Type"]
 
 
-def test_answers_carry_their_length_and_the_answer_headers(client: FlaskClient) -> None:
+def test_answers_carry_their_length_and_the_answer_headers(client: Client) -> None:
     answers = [
         client.get("/mail/config-v1.1.xml", query_string={"emailaddress": "a@example.com"}),
         client.get("/mobileconfig", query_string={"emailaddress": "a@nowhere.example"}),
@@ -175,12 +179,12 @@ def test_answers_carry_their_length_and_the_answer_headers(client: FlaskClient) 
         assert answer.headers["Content-Length"] == str(len(answer.get_data()))
         assert answer.headers["X-Content-Type-Options"] == "nosniff"
         assert answer.headers["Cache-Control"] == "no-store"
-        # One of each: the layer writes the headers once, Flask adds none.
+        # One of each: the layer writes the headers once.
         names = [name.lower() for name, _ in answer.headers]
         assert len(names) == len(set(names)), names
 
 
-def test_refusals_are_counted_under_their_endpoint(client: FlaskClient) -> None:
+def test_refusals_are_counted_under_their_endpoint(client: Client) -> None:
     client.get("/mobileconfig")
     client.put("/autodiscover/autodiscover.json")
     client.options("/autodiscover/autodiscover.xml")
@@ -192,7 +196,7 @@ def test_refusals_are_counted_under_their_endpoint(client: FlaskClient) -> None:
 
 # ---------------------------------------------------------------------------
 # Hosts and addresses that cannot be decoded: a 400 with its reason, on every
-# path, and nothing in any log (Werkzeug's, Flask's, the app's own).
+# path, and nothing in any log (Werkzeug's, the service's own).
 
 UNDECODABLE_HOSTS = [
     "xn--zz.test",  # an IDNA error: Werkzeug's own URL code raised on it
@@ -208,7 +212,7 @@ UNDECODABLE_HOSTS = [
     "a:b:c",
     "[zz]",
 ]
-# Every kind of path: the client endpoints (plain WSGI), and Flask's: the page,
+# Every kind of path: the client endpoints, the page,
 # /healthz, /metrics, the style sheet, a merged-slash redirect and a 404.
 EVERY_PATH = [
     ("GET", "/mail/config-v1.1.xml?emailaddress=alice@example.com", TEXT),
@@ -222,18 +226,18 @@ EVERY_PATH = [
     ),
     ("GET", "/autodiscover/autodiscover.json/v1.0/alice@example.com?Protocol=ActiveSync", JSON),
     ("GET", "/mobileconfig?emailaddress=alice@example.com", TEXT),
-    ("GET", "/", TEXT),
-    ("GET", "/?emailaddress=alice@example.com", TEXT),
+    ("GET", "/", HTML),  # the page's own error document: the form, with the reason
+    ("GET", "/?emailaddress=alice@example.com", HTML),
     ("GET", "/healthz", TEXT),
     ("GET", "/metrics", TEXT),
     ("GET", "/static/page.css", TEXT),
     ("GET", "//healthz", TEXT),
     ("GET", "/nonexistent", TEXT),
-    ("HEAD", "/", TEXT),
+    ("HEAD", "/", HTML),
 ]
 
 
-def call(app: Flask, method: str, target: str, host: str, body: bytes = b"") -> TestResponse:
+def call(app: Application, method: str, target: str, host: str, body: bytes = b"") -> TestResponse:
     """One request through the app's WSGI callable itself (Werkzeug's test client works
     the URL out again after the answer, and raises on such hosts itself)."""
     path, _, query = target.partition("?")
@@ -243,7 +247,7 @@ def call(app: Flask, method: str, target: str, host: str, body: bytes = b"") -> 
     return answer_of(app, environ)
 
 
-def answer_of(app: Flask, environ: dict[str, Any]) -> TestResponse:
+def answer_of(app: Application, environ: dict[str, Any]) -> TestResponse:
     """The app's answer to exactly this environ (the test client would re-encode
     PATH_INFO and QUERY_STRING, putting U+FFFD where bytes are not UTF-8)."""
     started: list[Any] = []
@@ -258,20 +262,25 @@ def reason(answer: TestResponse) -> str:
         return str(root.findtext(".//{*}Error/{*}DebugData"))
     if answer.content_type == JSON:
         return str(json.loads(answer.get_data())["ErrorMessage"])
+    if answer.content_type == HTML:
+        error = etree.HTML(answer.get_data()).find(".//p[@class='error']")
+        assert error is not None
+        intro = "".join(error.find("strong").itertext())  # "The settings cannot be shown:"
+        return "".join(error.itertext()).removeprefix(intro).strip()
     text = answer.get_data(as_text=True)
     assert text.endswith("\n") and text.count("\n") == 1, text
     return text[:-1]
 
 
 def logged_by_requests(caplog: pytest.LogCaptureFixture) -> list[str]:
-    """What was logged from this thread, where the requests ran (Werkzeug's, Flask's and
+    """What was logged from this thread, where the requests ran (Werkzeug's and
     app.logger's lines, the service's own); the folder watcher's thread is not asked."""
     here = threading.get_ident()
     return [r.getMessage()[:200] for r in caplog.records if r.thread == here]
 
 
 @pytest.fixture
-def quiet_app(app: Flask, caplog: pytest.LogCaptureFixture) -> Flask:
+def quiet_app(app: Application, caplog: pytest.LogCaptureFixture) -> Application:
     """The example app, its start-up lines left behind (the watcher starts on the
     first request): the test sees only what its own requests log."""
     caplog.set_level(logging.DEBUG)
@@ -282,7 +291,7 @@ def quiet_app(app: Flask, caplog: pytest.LogCaptureFixture) -> Flask:
 
 @pytest.mark.parametrize("host", UNDECODABLE_HOSTS)
 def test_a_host_that_cannot_be_decoded_is_400_on_every_path(
-    quiet_app: Flask, caplog: pytest.LogCaptureFixture, host: str
+    quiet_app: Application, caplog: pytest.LogCaptureFixture, host: str
 ) -> None:
     for method, target, content_type in EVERY_PATH:
         answer = call(quiet_app, method, target, host, POX_BODY if method == "POST" else b"")
@@ -303,7 +312,7 @@ def test_a_host_that_cannot_be_decoded_is_400_on_every_path(
     "host", ["xn--zca.example", "autoconfig.example.com", "EXAMPLE.com.", "127.0.0.1", "[::1]:80"]
 )
 def test_a_host_that_decodes_reaches_every_path(
-    quiet_app: Flask, caplog: pytest.LogCaptureFixture, host: str
+    quiet_app: Application, caplog: pytest.LogCaptureFixture, host: str
 ) -> None:
     """Valid names, one Python's own IDNA codec cannot read back (xn--zca, 'ß')
     among them: no path fails on them, and nothing is logged."""
@@ -313,12 +322,12 @@ def test_a_host_that_decodes_reaches_every_path(
     assert logged_by_requests(caplog) == []
 
 
-def test_refused_hosts_are_counted(client: FlaskClient) -> None:
+def test_refused_hosts_are_counted(client: Client) -> None:
     app = client.application
     call(app, "GET", "/healthz", "xn--zz.test")  # type: ignore[arg-type]
     call(app, "GET", "/mobileconfig?emailaddress=a@example.com", "a..b")  # type: ignore[arg-type]
     samples = scrape(client)
-    assert requests(samples, "unknown", 400) == 1  # refused before routing
+    assert requests(samples, "healthz", 400) == 1  # under the endpoint its path names
     assert requests(samples, "mobileconfig", 400) == 1
 
 
@@ -327,7 +336,7 @@ NOT_UTF8 = ["%ff%fe", "%C3", "%ED%A0%80", "\xff"]  # the last raw, as latin-1
 
 @pytest.mark.parametrize("local", NOT_UTF8)
 def test_an_address_that_is_not_utf8_is_400(
-    quiet_app: Flask, caplog: pytest.LogCaptureFixture, local: str
+    quiet_app: Application, caplog: pytest.LogCaptureFixture, local: str
 ) -> None:
     host = {"Host": "autodiscover.example.com"}
     for path, content_type in [
@@ -337,7 +346,7 @@ def test_an_address_that_is_not_utf8_is_400(
         ("/?emailaddress=", "text/html; charset=utf-8"),
     ]:
         if path.startswith("/?") and not local.startswith("%"):
-            # Raw bytes in the request line never reach Flask: gunicorn refuses them.
+            # Raw bytes in the request line never reach the app: gunicorn refuses them.
             continue
         environ = EnvironBuilder(path=path.split("?")[0], headers=host).get_environ()
         environ["QUERY_STRING"] = path.split("?")[1] + local + "@example.com"
@@ -369,7 +378,7 @@ def test_an_address_that_is_not_utf8_is_400(
 def test_a_body_that_stops_arriving_is_408(monkeypatch: pytest.MonkeyPatch) -> None:
     """Under gunicorn the body is read from the client's socket: a client that falls
     silent for BODY_READ_TIMEOUT is refused, and nothing more is read from it."""
-    monkeypatch.setattr(wsgi, "BODY_READ_TIMEOUT", 0.2)
+    monkeypatch.setattr(pipeline, "BODY_READ_TIMEOUT", 0.2)
     with socket.create_server(("127.0.0.1", 0)) as server:
         theirs = socket.create_connection(server.getsockname())
         ours, _ = server.accept()
@@ -393,6 +402,6 @@ def test_a_body_that_stops_arriving_is_408(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_a_pox_body_timeout_is_answered_in_the_pox_format() -> None:
-    answer = wsgi.pox_error(RequestTimeout("the request body stopped arriving for 5 s"))
+    answer = pox_error(RequestTimeout("the request body stopped arriving for 5 s"))
     assert (answer.status, answer.content_type) == (408, XML)
     assert etree.fromstring(answer.body).findtext(".//{*}ErrorCode") == "600"

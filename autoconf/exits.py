@@ -1,0 +1,11 @@
+"""The exit codes of every ``mail-autoconf`` command."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class Exit(IntEnum):
+    OK = 0
+    INVALID = 1  # errors in domain files, a mismatch, an unknown domain, a failed check
+    USAGE = 2  # a wrong argument or setting
