@@ -191,6 +191,26 @@ def test_hostile_addresses_are_text(client: Client, address: str, status: int) -
         assert "<script>alert(1)</script>" in doc.xpath("//span[@class='address']")[0].text
 
 
+@pytest.mark.parametrize("name", ["emailaddress", "EmailAddress", "EMAILADDRESS"])
+def test_the_form_keeps_what_was_typed_whatever_the_parameter_is_called(
+    client: Client, name: str
+) -> None:
+    """The page reads its query one way: the parameter in any letter case, for the
+    answer and for its error alike (the form used to come back empty for EmailAddress)."""
+    answer = client.get("/", query_string={name: "not-an-address"})
+    assert answer.status_code == 400
+    (field,) = parse(answer).xpath("//input[@name='emailaddress']")
+    assert field.get("value") == "not-an-address"
+
+
+def test_the_stylesheet_is_revalidated_by_its_etag(client: Client) -> None:
+    first = client.get("/static/page.css")
+    etag = first.headers["ETag"]
+    again = client.get("/static/page.css", headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.data == b""
+    assert first.headers["Cache-Control"] == "no-cache"
+
+
 def test_the_stylesheet_is_served(client: Client) -> None:
     answer = client.get("/static/page.css")
     assert answer.status_code == 200 and answer.content_type.startswith("text/css")
