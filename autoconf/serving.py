@@ -84,12 +84,15 @@ def prepare(settings: Settings) -> None:
 
 
 def configure(settings: Settings | None = None) -> dict[str, Any]:
-    """For ``deploy/gunicorn.conf.py``: prepare this process and return gunicorn's
-    settings, the app included (the environment's settings by default)."""
+    """For ``deploy/gunicorn.conf.py``: prepare this process (once) and return
+    gunicorn's settings, the app included (the environment's settings by default)."""
     global _configured
     settings = settings or Settings.from_env()
     settings.check()
-    prepare(settings)
+    # gunicorn reads its config file again on every SIGHUP: the process is prepared
+    # once (a second preparation would empty the metrics folder the master writes to).
+    if _configured is None:
+        prepare(settings)
     _configured = settings
     return gunicorn_settings(settings) | {"wsgi_app": "autoconf.serving:configured_app()"}
 

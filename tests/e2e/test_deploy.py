@@ -40,6 +40,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from autoconf.machine import available_cpus
 from autoconf.registry import load_folder
+from autoconf.serving import gunicorn_settings
+from autoconf.settings import Settings
 from tests.e2e.conftest import CLIENT_DOMAINS_DIR, Front
 from tests.e2e.nginx import NGINX, site_config
 from tests.e2e.processes import Started, free_port, start, start_service, wait_until
@@ -204,7 +206,7 @@ def test_kubernetes_manifests_fit_together() -> None:
     # A stopping pod: preStop pause, then gunicorn's graceful stop, within the grace period.
     pause = container["lifecycle"]["preStop"]["sleep"]["seconds"]
     assert (
-        pause + package_setting("graceful_timeout") < pod["spec"]["terminationGracePeriodSeconds"]
+        pause + service_setting("graceful_timeout") < pod["spec"]["terminationGracePeriodSeconds"]
     )
 
 
@@ -434,7 +436,7 @@ def test_the_unit_serves_on_loopback_only() -> None:
     """gunicorn takes its address from deploy/gunicorn.conf.py: 127.0.0.1, for the
     nginx on the same host; nothing in the unit moves it elsewhere."""
     assert package_setting("bind", GUNICORN_CONF) == "127.0.0.1:8080"
-    assert "bind" not in package_setting("__all__")  # the package's settings leave it be
+    assert "bind" not in gunicorn_settings(Settings())  # the package's settings leave it be
     service = unit_service_lines(UNIT.read_text(encoding="utf-8"))
     [exec_start] = service["ExecStart"]
     arguments = shlex.split(exec_start)
@@ -615,10 +617,14 @@ def container_bind() -> str:
     return str(cmd[cmd.index("--bind") + 1])
 
 
-def package_setting(name: str, file: Path = ROOT / "autoconf" / "gunicorn_conf.py") -> Any:
-    """A setting of autoconf/gunicorn_conf.py (or another gunicorn config file), read
-    without importing it (importing it sets up logging and a metrics folder, as a
-    gunicorn config file does)."""
+def service_setting(name: str) -> Any:
+    """One of the gunicorn settings the package gives `serve` and deploy/gunicorn.conf.py."""
+    return gunicorn_settings(Settings())[name]
+
+
+def package_setting(name: str, file: Path) -> Any:
+    """A setting of a gunicorn config file, read without running it (it prepares the
+    process, as a gunicorn config file does)."""
     tree = ast.parse(file.read_text(encoding="utf-8"))
     for node in tree.body:
         if isinstance(node, ast.Assign) and [ast.unparse(t) for t in node.targets] == [name]:
