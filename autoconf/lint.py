@@ -1,4 +1,4 @@
-"""Lint: settings that work but will hurt someone (SPEC §1). Never fatal unless --strict."""
+"""Lint: settings that work but will hurt someone (docs/domain-files.md#warnings). Never fatal unless --strict."""
 
 from __future__ import annotations
 

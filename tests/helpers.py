@@ -7,7 +7,7 @@ from pathlib import Path
 from autoconf import yamlio
 from autoconf.model import Provider, build_provider
 
-# SPEC §1 "Default ports", written out from the contract (not taken from the code),
+# docs/domain-files.md#default-ports, written out from the contract (not taken from the code),
 # for tests that work out what a client should get from the YAML alone.
 SPEC_DEFAULT_PORTS = {
     ("imap", "ssl"): 993,

@@ -1,4 +1,4 @@
-"""The ``mail-autoconf`` command (SPEC §4), through ``autoconf.cli.main``.
+"""The ``mail-autoconf`` command (docs/cli.md), through ``autoconf.cli.main``.
 
 ``render`` must print exactly what the service answers: its bytes are compared
 with the test client's answer to the same request.
@@ -37,7 +37,7 @@ SUMMARY = re.compile(
 )
 
 
-# Valid, but SMTP on port 25 is a lint warning (SPEC §1).
+# Valid, but SMTP on port 25 is a lint warning (docs/domain-files.md#warnings).
 WARNING_YAML = """\
 domains:
   - warn.example

@@ -1,4 +1,4 @@
-"""Hostile input against every endpoint (SPEC §3), with hypothesis.
+"""Hostile input against every endpoint (docs/http.md), with hypothesis.
 
 Random methods, paths, query strings, headers and bodies never make the service
 answer 5xx; every answer is well-formed for its content type, and the content
@@ -48,7 +48,7 @@ JSON = "application/json"
 APPLE = "application/x-apple-aspen-config"
 TEXT = "text/plain; charset=utf-8"
 
-# What each endpoint answers (SPEC §3): the methods it has, and for each status
+# What each endpoint answers (docs/http.md#methods): the methods it has, and for each status
 # it may answer, the content type of that answer. Decided per endpoint:
 # - autoconfig: the clientConfig XML, or a one-line text/plain reason;
 # - pox: always XML, errors too (600/601 with HTTP 200, 500 with 404, 413 with 600);
@@ -57,7 +57,7 @@ TEXT = "text/plain; charset=utf-8"
 # - healthz: JSON;
 # - other paths: 404 in text/plain, whatever the method.
 # What routing refuses before any view runs is text/plain (a 4xx with a short
-# reason, SPEC §3): a method the path does not have (405), and a v2 path whose
+# reason, docs/http.md#errors): a method the path does not have (405), and a v2 path whose
 # address Werkzeug's <path:...> does not match (empty, a leading "/", a line
 # feed in it: 404, as any unknown path).
 # A path with repeated slashes that names an endpoint once they are merged is
@@ -894,7 +894,7 @@ def reason_of(response: TestResponse) -> str:
 @example(address="a@" + "\U0001b2fc" * 300 + ".com", form="autoconfig")  # 3,886 characters
 @example(address="a@" + "\x08" * 80, form="pox")
 def test_refusals_give_a_short_reason(clients: dict[bool, Client], address: str, form: str) -> None:
-    """SPEC §3: a 4xx (or error document) with a short, one-line reason."""
+    """docs/http.md#errors: a 4xx (or error document) with a short, one-line reason."""
     response = send(clients, address_case(address, form))
     if response.status_code == 200 and not is_pox_error(response):
         return

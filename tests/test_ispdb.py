@@ -1,4 +1,4 @@
-"""``mail-autoconf import``: Thunderbird ISPDB XML to domain YAML (SPEC §4).
+"""``mail-autoconf import``: Thunderbird ISPDB XML to domain YAML (docs/cli.md#import).
 
 Unit tests of the converter on small hand-written documents, the command through
 ``autoconf.cli.main``, and the round trip over the whole ISPDB corpus in

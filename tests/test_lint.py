@@ -1,4 +1,4 @@
-"""lint: the warnings of SPEC §1, each at the line and key path an admin must look at.
+"""lint: the warnings of docs/domain-files.md#warnings, each at the line and key path an admin must look at.
 
 Warnings never stop a file from serving: every file here still yields a Provider.
 """

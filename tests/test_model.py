@@ -1,4 +1,4 @@
-"""model: a domain file becomes a Provider with the values and defaults of SPEC §1."""
+"""model: a domain file becomes a Provider with the values and defaults of docs/domain-files.md."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from autoconf.model import (
 )
 from tests.helpers import SPEC_DEFAULT_PORTS
 
-# The example of SPEC §1, word for word (comments included).
+# A file with every key (docs/domain-files.md#every-key), as first written for the contract.
 SPEC_EXAMPLE = """\
 # domains/example.com.yaml
 provider:
@@ -69,7 +69,7 @@ oauth2:                      # optional; emitted where the format has a place fo
 mobileconfig:
   identifier: com.example.mail    # reverse-DNS prefix of the Apple profile; default from provider.id
   organization: Example Ltd
-"""  # noqa: E501 -- the SPEC's own long comment lines, kept word for word
+"""  # noqa: E501 -- its long comment lines, kept as written
 
 MINIMAL_SERVERS = """\
 incoming:
@@ -110,7 +110,7 @@ def servers_yaml(kind: str, entries: list[tuple[str, str]]) -> str:
     return out
 
 
-# -- the SPEC example, key by key -----------------------------------------------------
+# -- the example with every key, key by key -----------------------------------------------------
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Apple configuration profiles (SPEC §3 "Apple profile"), parsed with plistlib.
+"""Apple configuration profiles (docs/http.md#apple-configuration-profile), parsed with plistlib.
 
 Every key of the mail payload is compared with the YAML it comes from; the
 CalDAV/CardDAV payloads with their URLs; identifiers must be stable for one
@@ -77,7 +77,7 @@ def auth_list(server: dict[str, Any]) -> list[str]:
 
 
 def first_usable(servers: list[dict[str, Any]]) -> tuple[dict[str, Any], str]:
-    """The server Apple Mail gets: TLS servers only where any exist (SPEC §1), then the
+    """The server Apple Mail gets: TLS servers only where any exist (docs/domain-files.md#the-plaintext-rule), then the
     first with a login Apple Mail knows, and that login."""
     secure = [s for s in servers if s["security"] != "none"]
     for server in secure or servers:

@@ -1,4 +1,4 @@
-"""Signed Apple profiles (SPEC §2 AUTOCONF_SIGN_*, §3): CMS SignedData, DER, content
+"""Signed Apple profiles (README.md#settings AUTOCONF_SIGN_*, docs/http.md#apple-configuration-profile): CMS SignedData, DER, content
 attached, SHA-256, chain included, and checked once at start-up.
 
 A test PKI (root CA, intermediate CA, leaf) is made with ``cryptography``; every

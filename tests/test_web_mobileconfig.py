@@ -1,4 +1,4 @@
-"""GET /mobileconfig through the test client (SPEC §3), and `render --format
+"""GET /mobileconfig through the test client (docs/http.md#apple-configuration-profile), and `render --format
 mobileconfig`, which must print the same bytes."""
 
 from __future__ import annotations

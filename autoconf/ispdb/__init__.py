@@ -1,4 +1,4 @@
-"""Importing Thunderbird ISPDB files (clientConfig 1.1 XML) as domain YAML (SPEC §4).
+"""Importing Thunderbird ISPDB files (clientConfig 1.1 XML) as domain YAML (docs/cli.md#import).
 
 :func:`convert` is pure: one parsed clientConfig document in, the text of a domain
 file and the list of changes the import made out. :func:`import_main` is the

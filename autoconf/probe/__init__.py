@@ -1,4 +1,4 @@
-"""Live checks of the servers a domain file names (SPEC §4 ``probe``).
+"""Live checks of the servers a domain file names (docs/cli.md#probe).
 
 Every server in the file is probed, in parallel, each within its own time
 budget: connect, TLS (implicit, or STARTTLS/STLS), the certificate verified for

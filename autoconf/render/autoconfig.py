@@ -1,4 +1,4 @@
-"""Thunderbird autoconfig (clientConfig 1.1), as real clients require it (SPEC §3).
+"""Thunderbird autoconfig (clientConfig 1.1), as real clients require it (docs/http.md#thunderbird-autoconfig).
 
 Root ``<clientConfig version="1.1">`` without namespace or prefixes; servers in
 the file's order after the plaintext rule; one ``<authentication>`` per method;

@@ -1,5 +1,6 @@
 """Outlook autodiscover: the POX request parser, responses and error documents,
-and the Autodiscover v2 JSON answers (SPEC §3).
+and the Autodiscover v2 JSON answers (docs/http.md#outlook-autodiscover-pox,
+#autodiscover-v2-json).
 
 Default namespaces only, never prefixes: Thunderbird matches element names
 literally and a prefix breaks it.
@@ -38,7 +39,7 @@ OFFERED = {
     NS_MOBILESYNC_REQUEST: NS_MOBILESYNC_RESPONSE,
 }
 
-# Pinned (SPEC §3): peers disagree, and clients read it differently.
+# Pinned (docs/http.md#the-pox-mapping): peers disagree, and clients read it differently.
 SSL_AND_ENCRYPTION = {
     Security.SSL: ("on", "SSL"),
     Security.STARTTLS: ("on", "TLS"),

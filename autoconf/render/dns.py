@@ -1,4 +1,4 @@
-"""DNS records for a mail domain, as zone-file lines (SPEC §4 `dns`).
+"""DNS records for a mail domain, as zone-file lines (docs/cli.md#dns).
 
 RFC 6186 SRV records (with RFC 8314's ``_submissions`` and the implicit-TLS
 names) for the services the provider has, Outlook's ``_autodiscover._tcp`` SRV,

@@ -1,4 +1,4 @@
-"""Apple configuration profiles (SPEC §3), built with plistlib.
+"""Apple configuration profiles (docs/http.md#apple-configuration-profile), built with plistlib.
 
 One ``com.apple.mail.managed`` payload for the first incoming (IMAP or POP3)
 and the first SMTP server Apple Mail can log in to, plus CalDAV and CardDAV

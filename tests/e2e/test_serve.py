@@ -2,7 +2,7 @@
 
 One service for the module, on a free port of 127.0.0.1, serving a copy of the
 example domains plus one broken file; it is stopped by its PID. Every answer is
-recorded, and none may be a 5xx (SPEC §3). Expected values are read from the
+recorded, and none may be a 5xx (docs/http.md#errors). Expected values are read from the
 YAML files themselves, the way an admin would check them.
 """
 
