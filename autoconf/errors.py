@@ -17,8 +17,9 @@ class Severity(Enum):
 
 
 @dataclass(frozen=True, slots=True)
-class ConfigError:
-    """One problem in a domain file, printed as ``FILE:LINE: key.path: message``."""
+class Problem:
+    """One problem in a domain file, an error or a warning, printed as
+    ``FILE:LINE: key.path: message``."""
 
     file: str
     line: int

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autoconf import yamlio
-from autoconf.errors import ConfigError
+from autoconf.domain_file import ListUnreadable, build_provider
+from autoconf.errors import Problem
 from autoconf.lint import lint
-from autoconf.model import ListUnreadable, Provider, Server, build_provider
+from autoconf.model import Provider, Server
 from autoconf.pickling import tuple_state
 from autoconf.reading import Limits, ReadRefused, read_bounded
 
@@ -47,7 +48,7 @@ class LoadedFile:
     signature: Signature  # of the dependencies, as they were read
     current: Provider | None  # this version, when it is valid
     last_good: Provider | None  # the newest valid version seen, for a reload to fall back on
-    problems: tuple[ConfigError, ...]  # of this version: errors, or lint warnings
+    problems: tuple[Problem, ...]  # of this version: errors, or lint warnings
 
     @property
     def path(self) -> str:
@@ -130,9 +131,9 @@ def signature(paths: list[str] | list[Path]) -> Signature:
     return tuple(marks)
 
 
-def _refused(file: str, reason: str) -> ConfigError:
+def _refused(file: str, reason: str) -> Problem:
     """``FILE: reason``: a refusal that concerns the whole file, not a line of it."""
-    return ConfigError(file, 0, "", reason)
+    return Problem(file, 0, "", reason)
 
 
 def parse_file(
@@ -140,7 +141,7 @@ def parse_file(
     limits: Limits,
     pool: dict[Server, Server] | None = None,
     known: Collection[str] = (),
-) -> tuple[Provider | None, list[ConfigError], list[Path]]:
+) -> tuple[Provider | None, list[Problem], list[Path]]:
     """Read, parse and validate one file, lint it when it is valid; also the
     files it depends on (itself, and the domains_from file it names)."""
     file = str(path)
@@ -150,11 +151,11 @@ def parse_file(
         return None, [_refused(file, exc.reason)], [path]
     except OSError as exc:
         reason = f"cannot read: {(exc.strerror or str(exc)).lower()}"
-        return None, [ConfigError(file, 1, "(file)", reason)], [path]
+        return None, [Problem(file, 1, "(file)", reason)], [path]
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return None, [ConfigError(file, 1, "(file)", f"not UTF-8 text ({exc.reason})")], [path]
+        return None, [Problem(file, 1, "(file)", f"not UTF-8 text ({exc.reason})")], [path]
     tree, problems = yamlio.load(text, file)
     named = tree.get("domains_from") if isinstance(tree, yamlio.MarkedMap) else None
     dependencies = [path, path.parent / named] if isinstance(named, str) else [path]
@@ -184,9 +185,7 @@ def parse_file(
     return provider, problems + lint(provider), dependencies
 
 
-def load_file(
-    path: Path, limits: Limits | None = None
-) -> tuple[Provider | None, list[ConfigError]]:
+def load_file(path: Path, limits: Limits | None = None) -> tuple[Provider | None, list[Problem]]:
     """Read, parse and validate one file; lint it when it is valid."""
     provider, problems, _ = parse_file(path, limits or Limits.for_folder(path.parent))
     return provider, problems

@@ -1,8 +1,9 @@
-"""Lint: settings that work but will hurt someone (docs/domain-files.md#warnings). Never fatal unless --strict."""
+"""Lint: settings that work but will hurt someone (docs/domain-files.md#warnings).
+Never fatal unless --strict."""
 
 from __future__ import annotations
 
-from autoconf.errors import ConfigError, Severity
+from autoconf.errors import Problem, Severity
 from autoconf.model import Auth, Provider, Security, Server, ServerType
 
 # Thunderbird takes STARTTLS from these ports in an autodiscover answer, SSL from others.
@@ -10,13 +11,13 @@ STARTTLS_PORTS = frozenset({25, 110, 143, 587})
 CLEARTEXT_WHY = "passwords and mail cross the network readably (RFC 8314 deprecates cleartext)"
 
 
-def lint(provider: Provider) -> list[ConfigError]:
+def lint(provider: Provider) -> list[Problem]:
     """Every warning for one valid provider, with the line it is about."""
-    warnings: list[ConfigError] = []
+    warnings: list[Problem] = []
 
     def warn(server: Server | None, key: str, path: str, message: str) -> None:
         line = server.lines.get(key, server.lines.get("", 1)) if server else 1
-        warnings.append(ConfigError(provider.file, line, path, message, Severity.WARNING))
+        warnings.append(Problem(provider.file, line, path, message, Severity.WARNING))
 
     for server in provider.incoming + provider.outgoing:
         path = server.path

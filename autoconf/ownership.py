@@ -28,7 +28,7 @@ from array import array
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
-from autoconf.errors import ConfigError
+from autoconf.errors import Problem
 from autoconf.folder import LoadedFile, Scan
 from autoconf.model import DomainOrigins, Provider
 from autoconf.pickling import tuple_state
@@ -39,7 +39,7 @@ GRACE_SECONDS = 60.0
 @dataclass(frozen=True, slots=True)
 class BrokenFile:
     file: str  # its path
-    errors: tuple[ConfigError, ...]
+    errors: tuple[Problem, ...]
     serving_last_good: bool = False  # an earlier valid version still serves
 
 
@@ -68,7 +68,7 @@ class FolderResult:
 
     providers: tuple[Provider, ...]  # what serves, each with the domains it owns
     broken: tuple[BrokenFile, ...]
-    problems: tuple[ConfigError, ...]  # errors and lint warnings, in file and line order
+    problems: tuple[Problem, ...]  # errors and lint warnings, in file and line order
     files: int
     states: Mapping[str, LoadedFile] = field(default_factory=dict)
     changed: tuple[str, ...] = ()  # files read anew (new or changed since the last load)
@@ -77,14 +77,14 @@ class FolderResult:
     held: tuple[Held, ...] = ()
     # The served version of each serving file (held files included), for the next resolve.
     serving: Mapping[str, Provider] = field(default_factory=dict)
-    claims: tuple[ConfigError, ...] = ()  # the claims that wait (among the problems)
+    claims: tuple[Problem, ...] = ()  # the claims that wait (among the problems)
 
     @property
-    def errors(self) -> list[ConfigError]:
+    def errors(self) -> list[Problem]:
         return [p for p in self.problems if p.is_error]
 
     @property
-    def warnings(self) -> list[ConfigError]:
+    def warnings(self) -> list[Problem]:
         return [p for p in self.problems if not p.is_error]
 
     @property
@@ -102,7 +102,7 @@ def resolve(
     states = scan.states
     versions: dict[str, Provider] = {}
     broken: list[BrokenFile] = []
-    problems: list[ConfigError] = []
+    problems: list[Problem] = []
     for file, state in states.items():
         chosen = state.current or state.last_good
         if chosen is not None:
@@ -193,7 +193,7 @@ def _owner_index(serving: Mapping[str, Provider], wanted: Iterable[str]) -> dict
 
 def _claim_problems(
     contests: tuple[Contest, ...], versions: Mapping[str, Provider], lost: Mapping[str, set[str]]
-) -> list[ConfigError]:
+) -> list[Problem]:
     """One error for each claim that waits, at the line of the claim."""
     positions: dict[str, dict[str, int]] = {}
     problems = []
@@ -217,7 +217,7 @@ def _claim_problems(
                     f"{contest.domain} is also claimed by {others}, and no file served it "
                     "before: none of them serves it until only one lists it"
                 )
-            problems.append(ConfigError(source.file, source.line, source.path, message))
+            problems.append(Problem(source.file, source.line, source.path, message))
     return problems
 
 

@@ -33,7 +33,7 @@ from werkzeug.wsgi import get_host
 from autoconf.address import normalize_host
 from autoconf.errors import BadRequest, NotFound, PayloadTooLarge, RequestError, RequestTimeout
 from autoconf.registry import Registry
-from autoconf.render import Compiled
+from autoconf.render import Documents
 from autoconf.settings import Settings
 from autoconf.signing import Signer
 
@@ -69,7 +69,7 @@ class Service:
     """
 
     settings: Settings
-    registry: Registry[Compiled]
+    registry: Registry[Documents]
     signer: Signer | None = None
 
 

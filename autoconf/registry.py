@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from autoconf.errors import ConfigError
+from autoconf.errors import Problem
 from autoconf.folder import LoadedFile, folder_mark, scan_folder
 from autoconf.machine import available_cpus
 from autoconf.model import CATCH_ALL, WILDCARD_PREFIX, Provider
@@ -81,7 +81,7 @@ class Changes:
     changed: tuple[str, ...] = ()
     removed: tuple[str, ...] = ()
     read: tuple[str, ...] = ()  # files read anew
-    problems: tuple[ConfigError, ...] = ()  # of the files read anew
+    problems: tuple[Problem, ...] = ()  # of the files read anew
     held_back: str = ""  # why the reload was not applied ("" when it was)
 
     def __bool__(self) -> bool:

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from autoconf.address import EMAILDOMAIN, PLACEHOLDERS, InvalidDomain, normalize_domain
-from autoconf.errors import ConfigError, Severity
+from autoconf.errors import Problem, Severity
 from autoconf.yamlio import MarkedList, MarkedMap
 
 HOST_PLACEHOLDERS = (EMAILDOMAIN,)
@@ -75,15 +75,15 @@ class Checker:
 
     def __init__(self, file: str) -> None:
         self.file = file
-        self.problems: list[ConfigError] = []
+        self.problems: list[Problem] = []
 
     # -- recording ---------------------------------------------------------
 
     def error_at(self, file: str, line: int, path: str, message: str) -> None:
-        self.problems.append(ConfigError(file, line, path, message))
+        self.problems.append(Problem(file, line, path, message))
 
     def warning_at(self, file: str, line: int, path: str, message: str) -> None:
-        self.problems.append(ConfigError(file, line, path, message, Severity.WARNING))
+        self.problems.append(Problem(file, line, path, message, Severity.WARNING))
 
     def error(self, container: object, key: str | None, path: str, message: str) -> None:
         """An error about ``container[key]`` (or the container itself), at its line."""

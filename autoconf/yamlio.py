@@ -2,7 +2,7 @@
 
 Mappings load as :class:`MarkedMap` and sequences as :class:`MarkedList`; both
 keep the 1-based line of each key and item so that validation can say
-``FILE:LINE``. Duplicate keys and syntax errors become :class:`ConfigError`
+``FILE:LINE``. Duplicate keys and syntax errors become :class:`Problem`
 instead of exceptions, so that a broken file never stops the others.
 """
 
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from autoconf.errors import ConfigError
+from autoconf.errors import Problem
 
 # A YAML file with aliases can describe an exponentially large tree in a few
 # lines; its expanded size is counted on the shared graph before anything is
@@ -103,7 +103,7 @@ class _Builder:
     def __init__(self, loader: yaml.SafeLoader, file: str) -> None:
         self.loader = loader
         self.file = file
-        self.errors: list[ConfigError] = []
+        self.errors: list[Problem] = []
         self._splits: dict[int, tuple[list[Any], list[Any]]] = {}
 
     def build(self, node: yaml.Node, path: str) -> Any:
@@ -156,7 +156,7 @@ class _Builder:
             if key in result:
                 first = result.key_lines[key]
                 message = f"duplicate key (first given on line {first})"
-                self.errors.append(ConfigError(self.file, key_line, child, message))
+                self.errors.append(Problem(self.file, key_line, child, message))
                 continue
             result[key] = self.build(value_node, child)
             result.key_lines[key] = key_line
@@ -185,7 +185,7 @@ def _missing_colon(text: str, line: int, problem: str) -> tuple[int, str]:
     return start, f"{problem} (is a ':' missing on this line?)"
 
 
-def load(text: str, file: str) -> tuple[Any, list[ConfigError]]:
+def load(text: str, file: str) -> tuple[Any, list[Problem]]:
     """Parse one YAML document; return the marked tree (or None) and every error."""
     loader = _Loader(text)
     try:
@@ -203,33 +203,33 @@ def load(text: str, file: str) -> tuple[Any, list[ConfigError]]:
                 problem = f"{exc.context}: {exc.problem}"
             if "mapping values are not allowed" in problem:
                 line, problem = _missing_colon(text, line, problem)
-            return None, [ConfigError(file, line, "(yaml)", f"syntax error: {problem}")]
+            return None, [Problem(file, line, "(yaml)", f"syntax error: {problem}")]
         except yaml.YAMLError as exc:
-            return None, [ConfigError(file, 1, "(yaml)", f"syntax error: {exc}")]
+            return None, [Problem(file, 1, "(yaml)", f"syntax error: {exc}")]
         except RecursionError:
-            return None, [ConfigError(file, 1, "(yaml)", "nested too deeply")]
+            return None, [Problem(file, 1, "(yaml)", "nested too deeply")]
         if node is None:
-            return None, [ConfigError(file, 1, "(root)", "the file is empty")]
+            return None, [Problem(file, 1, "(root)", "the file is empty")]
         try:
             # Without an anchor (&) there is no alias, and the tree is no larger
             # than the text: only a file with one needs counting.
             too_large = "&" in text and _expanded_size(node, {}) > MAX_NODES
         except RecursionError:
-            return None, [ConfigError(file, 1, "(yaml)", "nested too deeply")]
+            return None, [Problem(file, 1, "(yaml)", "nested too deeply")]
         if too_large:
             message = f"more than {MAX_NODES:,} values once aliases are expanded"
-            return None, [ConfigError(file, 1, "(yaml)", message)]
+            return None, [Problem(file, 1, "(yaml)", message)]
         builder = _Builder(loader, file)
         try:
             tree = builder.build(node, "")
         except RecursionError:
-            return None, [ConfigError(file, 1, "(yaml)", "nested too deeply")]
+            return None, [Problem(file, 1, "(yaml)", "nested too deeply")]
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             line = mark.line + 1 if mark is not None else 1
-            return None, [ConfigError(file, line, "(yaml)", f"invalid value: {exc.problem}")]
+            return None, [Problem(file, line, "(yaml)", f"invalid value: {exc.problem}")]
         if tree is None and not builder.errors:  # only "---", "~" or comments
-            return None, [ConfigError(file, 1, "(root)", "the file is empty")]
+            return None, [Problem(file, 1, "(root)", "the file is empty")]
         return tree, builder.errors
     finally:
         loader.dispose()

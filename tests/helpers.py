@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from autoconf import yamlio
-from autoconf.model import Provider, build_provider
+from autoconf.domain_file import build_provider
+from autoconf.model import Provider
 
 # docs/domain-files.md#default-ports, written out from the contract (not taken from the code),
 # for tests that work out what a client should get from the YAML alone.

@@ -15,7 +15,7 @@ from autoconf import watch as watch_module
 from autoconf.events import FolderEvents, open_events
 from autoconf.reading import Limits
 from autoconf.registry import Registry
-from autoconf.render import Compiled
+from autoconf.render import Documents
 from autoconf.watch import Watcher
 from tests.test_reload import host_for, provider_yaml, write
 
@@ -80,14 +80,14 @@ def test_only_the_watched_folders_wake_it(tmp_path: Path, events: FolderEvents) 
 
 
 @pytest.fixture
-def registry(tmp_path: Path) -> Registry[Compiled]:
+def registry(tmp_path: Path) -> Registry[Documents]:
     registry = Registry(tmp_path, render.compile_provider)
     write(tmp_path / "a.yaml", provider_yaml("a.example"))
     registry.reload()
     return registry
 
 
-def _wait_for(registry: Registry[Compiled], domain: str, host: str, seconds: float) -> float:
+def _wait_for(registry: Registry[Documents], domain: str, host: str, seconds: float) -> float:
     started = time.monotonic()
     while host_for(registry, domain) != host:
         assert time.monotonic() - started < seconds, f"{domain} not reloaded in {seconds} s"
@@ -96,7 +96,7 @@ def _wait_for(registry: Registry[Compiled], domain: str, host: str, seconds: flo
 
 
 def test_the_watcher_reloads_on_a_change_long_before_its_poll(
-    registry: Registry[Compiled], tmp_path: Path
+    registry: Registry[Documents], tmp_path: Path
 ) -> None:
     Watcher(registry, interval=60).ensure_running()
     time.sleep(0.3)  # the thread is up and watching
@@ -122,7 +122,7 @@ def test_a_domains_from_folder_elsewhere_is_watched(tmp_path: Path) -> None:
 
 
 def test_without_inotify_the_watcher_polls(
-    registry: Registry[Compiled], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    registry: Registry[Documents], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def unavailable(libc: object) -> FolderEvents:
         raise OSError(24, "Too many open files")

@@ -1,4 +1,5 @@
-"""lint: the warnings of docs/domain-files.md#warnings, each at the line and key path an admin must look at.
+"""lint: the warnings of docs/domain-files.md#warnings, each at the line and key
+path an admin must look at.
 
 Warnings never stop a file from serving: every file here still yields a Provider.
 """
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from autoconf.errors import ConfigError, Severity
+from autoconf.errors import Problem, Severity
 from autoconf.folder import load_file
 from autoconf.lint import lint
 from autoconf.registry import load_folder
@@ -18,7 +19,7 @@ from autoconf.registry import load_folder
 EXAMPLES = Path(__file__).resolve().parent.parent / "domains"
 
 
-def warnings_of(tmp_path: Path, text: str) -> list[ConfigError]:
+def warnings_of(tmp_path: Path, text: str) -> list[Problem]:
     path = tmp_path / "lint.yaml"
     path.write_text(textwrap.dedent(text), encoding="utf-8")
     provider, problems = load_file(path)
@@ -30,11 +31,11 @@ def warnings_of(tmp_path: Path, text: str) -> list[ConfigError]:
     return problems
 
 
-def where(problems: list[ConfigError]) -> list[tuple[int, str]]:
+def where(problems: list[Problem]) -> list[tuple[int, str]]:
     return sorted((p.line, p.path) for p in problems)
 
 
-def message_at(problems: list[ConfigError], line: int, path: str) -> str:
+def message_at(problems: list[Problem], line: int, path: str) -> str:
     (found,) = [p.message for p in problems if (p.line, p.path) == (line, path)]
     return found
 

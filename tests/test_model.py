@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from autoconf import yamlio
-from autoconf.errors import ConfigError
+from autoconf.domain_file import build_provider
+from autoconf.errors import Problem
 from autoconf.folder import load_file
 from autoconf.model import (
     DEFAULT_PORTS,
@@ -22,7 +23,6 @@ from autoconf.model import (
     Security,
     Server,
     ServerType,
-    build_provider,
 )
 from tests.helpers import SPEC_DEFAULT_PORTS
 
@@ -83,7 +83,7 @@ outgoing:
 """
 
 
-def build(text: str, base_dir: Path = Path(".")) -> tuple[Provider | None, list[ConfigError]]:
+def build(text: str, base_dir: Path = Path(".")) -> tuple[Provider | None, list[Problem]]:
     tree, problems = yamlio.load(text, "test.yaml")
     assert problems == [], [str(p) for p in problems]
     return build_provider(tree, "test.yaml", base_dir)

@@ -11,7 +11,7 @@ import pytest
 from autoconf import render
 from autoconf.model import is_public_suffix
 from autoconf.registry import Registry, load_folder
-from autoconf.render import Compiled
+from autoconf.render import Documents
 from autoconf.state import SHARDS, StateFolder
 
 
@@ -38,12 +38,12 @@ def write(path: Path, text: str) -> None:
     os.utime(path, ns=(stamp, stamp))
 
 
-def make(folder: Path, clock: Clock, **options: object) -> Registry[Compiled]:
+def make(folder: Path, clock: Clock, **options: object) -> Registry[Documents]:
     state = StateFolder(folder.parent / "state")
     return Registry(folder, render.Compiler(), state=state, clock=clock, **options)  # type: ignore[arg-type]
 
 
-def owner(registry: Registry[Compiled], domain: str) -> str | None:
+def owner(registry: Registry[Documents], domain: str) -> str | None:
     entry = registry.snapshot.lookup(domain)
     return entry.provider.id if entry else None
 

@@ -13,7 +13,7 @@ from autoconf import registry as registry_module
 from autoconf import render
 from autoconf.folder import folder_mark
 from autoconf.registry import Registry
-from autoconf.render import Compiled
+from autoconf.render import Documents
 from autoconf.watch import Watcher
 
 
@@ -37,7 +37,7 @@ def write(path: Path, text: str) -> None:
 
 
 @pytest.fixture
-def registry(tmp_path: Path) -> Registry[Compiled]:
+def registry(tmp_path: Path) -> Registry[Documents]:
     # No grace: a deleted file's domains go at the next reload (the grace has tests of its own).
     registry = Registry(tmp_path, render.compile_provider, grace=0)
     write(tmp_path / "a.yaml", provider_yaml("a.example"))
@@ -46,19 +46,19 @@ def registry(tmp_path: Path) -> Registry[Compiled]:
     return registry
 
 
-def host_for(registry: Registry[Compiled], domain: str) -> str | None:
+def host_for(registry: Registry[Documents], domain: str) -> str | None:
     entry = registry.snapshot.lookup(domain)
     return entry.provider.incoming[0].host if entry else None
 
 
-def test_nothing_changed_reads_nothing(registry: Registry[Compiled]) -> None:
+def test_nothing_changed_reads_nothing(registry: Registry[Documents]) -> None:
     before = registry.snapshot
     changes = registry.reload()
     assert not changes
     assert registry.snapshot is before
 
 
-def test_added_changed_removed(registry: Registry[Compiled], tmp_path: Path) -> None:
+def test_added_changed_removed(registry: Registry[Documents], tmp_path: Path) -> None:
     untouched = registry.snapshot.lookup("b.example")
     write(tmp_path / "c.yaml", provider_yaml("c.example"))
     write(tmp_path / "a.yaml", provider_yaml("a.example", host="imap2.example.com"))
@@ -74,7 +74,7 @@ def test_added_changed_removed(registry: Registry[Compiled], tmp_path: Path) -> 
 
 
 def test_a_broken_edit_keeps_the_last_good_version(
-    registry: Registry[Compiled], tmp_path: Path
+    registry: Registry[Documents], tmp_path: Path
 ) -> None:
     write(
         tmp_path / "a.yaml", provider_yaml("a.example").replace("security: ssl", "security: tls", 1)
@@ -93,7 +93,7 @@ def test_a_broken_edit_keeps_the_last_good_version(
     assert registry.snapshot.broken == ()
 
 
-def test_a_new_broken_file_serves_nothing(registry: Registry[Compiled], tmp_path: Path) -> None:
+def test_a_new_broken_file_serves_nothing(registry: Registry[Documents], tmp_path: Path) -> None:
     write(tmp_path / "n.yaml", "domains: [n.example]\n")
     registry.reload()
     assert host_for(registry, "n.example") is None
@@ -101,7 +101,7 @@ def test_a_new_broken_file_serves_nothing(registry: Registry[Compiled], tmp_path
 
 
 def test_a_newcomer_cannot_take_a_served_domain(
-    registry: Registry[Compiled], tmp_path: Path
+    registry: Registry[Documents], tmp_path: Path
 ) -> None:
     # "0.yaml" comes first by name, but b.yaml served b.example before.
     write(tmp_path / "0.yaml", provider_yaml("b.example", host="thief.example.com"))
@@ -149,7 +149,7 @@ def test_a_long_list_edited_by_a_few_lines_reports_exactly_those(tmp_path: Path)
 
 
 def test_unchanged_providers_are_not_compiled_again(
-    registry: Registry[Compiled], tmp_path: Path
+    registry: Registry[Documents], tmp_path: Path
 ) -> None:
     before = registry.snapshot.lookup("b.example")
     write(tmp_path / "a.yaml", provider_yaml("a.example", host="imap4.example.com"))
@@ -160,7 +160,7 @@ def test_unchanged_providers_are_not_compiled_again(
     assert after.compiled is before.compiled
 
 
-def test_the_watcher_swaps_within_seconds(registry: Registry[Compiled], tmp_path: Path) -> None:
+def test_the_watcher_swaps_within_seconds(registry: Registry[Documents], tmp_path: Path) -> None:
     watcher = Watcher(registry, interval=0.1)
     watcher.ensure_running()
     watcher.ensure_running()  # idempotent in one process
@@ -172,7 +172,7 @@ def test_the_watcher_swaps_within_seconds(registry: Registry[Compiled], tmp_path
 
 
 def test_a_poll_that_finds_nothing_new_walks_no_file_state(
-    registry: Registry[Compiled], monkeypatch: pytest.MonkeyPatch
+    registry: Registry[Documents], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Under gunicorn, walking every file's state would unshare the master's pages.
     def scan(*args: object) -> None:

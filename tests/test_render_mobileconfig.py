@@ -38,11 +38,11 @@ IMAP_SSL = server_yaml("imap", "ssl")
 SMTP_SSL = server_yaml("smtp", "ssl")
 
 
-def compile_text(text: str) -> mobileconfig.Compiled:
+def compile_text(text: str) -> mobileconfig.ProfileDocument:
     return mobileconfig.compile_provider(provider_from_yaml(text))
 
 
-def profile_of(compiled: mobileconfig.Compiled, address: str) -> dict[str, Any]:
+def profile_of(compiled: mobileconfig.ProfileDocument, address: str) -> dict[str, Any]:
     body = mobileconfig.render(compiled, parse_address(address))
     assert body.startswith(b'<?xml version="1.0" encoding="UTF-8"?>')
     profile = plistlib.loads(body)
@@ -77,8 +77,9 @@ def auth_list(server: dict[str, Any]) -> list[str]:
 
 
 def first_usable(servers: list[dict[str, Any]]) -> tuple[dict[str, Any], str]:
-    """The server Apple Mail gets: TLS servers only where any exist (docs/domain-files.md#the-plaintext-rule), then the
-    first with a login Apple Mail knows, and that login."""
+    """The server Apple Mail gets: TLS servers only where any exist
+    (docs/domain-files.md#the-plaintext-rule), then the first with a login Apple
+    Mail knows, and that login."""
     secure = [s for s in servers if s["security"] != "none"]
     for server in secure or servers:
         for auth in auth_list(server):

@@ -1,5 +1,6 @@
-"""Signed Apple profiles (README.md#settings AUTOCONF_SIGN_*, docs/http.md#apple-configuration-profile): CMS SignedData, DER, content
-attached, SHA-256, chain included, and checked once at start-up.
+"""Signed Apple profiles (README.md#settings AUTOCONF_SIGN_*,
+docs/http.md#apple-configuration-profile): CMS SignedData, DER, content attached,
+SHA-256, chain included, and checked once at start-up.
 
 A test PKI (root CA, intermediate CA, leaf) is made with ``cryptography``; every
 signature is judged by the openssl command line against the root alone, so the

@@ -1,5 +1,5 @@
-"""GET /mobileconfig through the test client (docs/http.md#apple-configuration-profile), and `render --format
-mobileconfig`, which must print the same bytes."""
+"""GET /mobileconfig through the test client (docs/http.md#apple-configuration-profile),
+and `render --format mobileconfig`, which must print the same bytes."""
 
 from __future__ import annotations
 

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from autoconf import yamlio
-from autoconf.errors import ConfigError
+from autoconf.errors import Problem
 from autoconf.yamlio import MarkedList, MarkedMap
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def shown(errors: list[ConfigError]) -> list[str]:
+def shown(errors: list[Problem]) -> list[str]:
     return [str(e) for e in errors]
 
 

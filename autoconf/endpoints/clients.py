@@ -8,7 +8,7 @@ from __future__ import annotations
 from autoconf.address import Address, domain_from_host, parse_address
 from autoconf.errors import BadRequest, NotFound, RequestError
 from autoconf.pipeline import Answer, Endpoint, Request, Service, text_error, utf8
-from autoconf.render import Compiled, autoconfig, autodiscover, mobileconfig
+from autoconf.render import Documents, autoconfig, autodiscover, mobileconfig
 from autoconf.snapshot import Entry, Snapshot
 
 XML = "text/xml; charset=utf-8"
@@ -17,7 +17,7 @@ JSON = "application/json"
 
 def target(
     service: Service, raw_address: str | None, host: str
-) -> tuple[Address | None, str, Entry[Compiled]]:
+) -> tuple[Address | None, str, Entry[Documents]]:
     """The address (if given), the domain, and its entry; NotFound when there is none.
 
     Without an address, the domain is the one the Host names (``autoconfig.`` dropped).
@@ -36,7 +36,7 @@ def target(
     return None, domain, entry
 
 
-def served_by_name(snapshot: Snapshot[Compiled], domain: str) -> bool:
+def served_by_name(snapshot: Snapshot[Documents], domain: str) -> bool:
     """Whether a domain is served by name: listed, or under a wildcard; not only
     through the catch-all, which would make every name a served one."""
     if domain in snapshot.exact:

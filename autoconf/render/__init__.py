@@ -19,15 +19,15 @@ from autoconf.render.template import Template
 @dataclass(frozen=True, slots=True, weakref_slot=True)
 class _Shape:
     autoconfig: Template
-    autodiscover: autodiscover.Compiled
+    autodiscover: autodiscover.AutodiscoverDocuments
     mobileconfig: mobileconfig.Shape
 
 
 @dataclass(frozen=True, slots=True)
-class Compiled:
-    autoconfig: autoconfig.Compiled
-    autodiscover: autodiscover.Compiled
-    mobileconfig: mobileconfig.Compiled
+class Documents:
+    autoconfig: autoconfig.AutoconfigDocument
+    autodiscover: autodiscover.AutodiscoverDocuments
+    mobileconfig: mobileconfig.ProfileDocument
     shape: _Shape | None = field(default=None, repr=False)  # keeps the shared shape alive
 
 
@@ -41,7 +41,7 @@ class Compiler:
     def __init__(self) -> None:
         self._shapes: WeakValueDictionary[tuple[object, ...], _Shape] = WeakValueDictionary()
 
-    def __call__(self, provider: Provider) -> Compiled:
+    def __call__(self, provider: Provider) -> Documents:
         key = shape_key(provider)
         shape = self._shapes.get(key)
         if shape is None:
@@ -54,14 +54,14 @@ class Compiler:
             self._shapes[key] = shape
         block, listed = autoconfig.domains_block(provider)
         identity = identity_values(provider, block)
-        return Compiled(
-            autoconfig.Compiled(shape.autoconfig, identity, listed),
+        return Documents(
+            autoconfig.AutoconfigDocument(shape.autoconfig, identity, listed),
             shape.autodiscover,
             mobileconfig.with_identity(shape.mobileconfig, provider, identity),
             shape,
         )
 
 
-def compile_provider(provider: Provider) -> Compiled:
+def compile_provider(provider: Provider) -> Documents:
     """One provider alone (the service shares shapes through a Compiler)."""
     return Compiler()(provider)

@@ -1,4 +1,5 @@
-"""Thunderbird autoconfig (clientConfig 1.1), as real clients require it (docs/http.md#thunderbird-autoconfig).
+"""Thunderbird autoconfig (clientConfig 1.1), as real clients require it
+(docs/http.md#thunderbird-autoconfig).
 
 Root ``<clientConfig version="1.1">`` without namespace or prefixes; servers in
 the file's order after the plaintext rule; one ``<authentication>`` per method;
@@ -26,7 +27,7 @@ _DOMAIN_INDENT = "\n    "
 
 
 @dataclass(frozen=True, slots=True)
-class Compiled:
+class AutoconfigDocument:
     template: Template  # shared by providers of one shape
     identity: Mapping[str, str]  # this provider's names, for the template's slots
     listed: frozenset[str]  # the domains the document names without being asked
@@ -40,10 +41,12 @@ def domains_block(provider: Provider) -> tuple[str, frozenset[str]]:
     return block, frozenset(listed)
 
 
-def compile_provider(provider: Provider) -> Compiled:
+def compile_provider(provider: Provider) -> AutoconfigDocument:
     """Everything but the address, for one provider (the registry shares shapes instead)."""
     block, listed = domains_block(provider)
-    return Compiled(compile_shape(shape_of(provider)), identity_values(provider, block), listed)
+    return AutoconfigDocument(
+        compile_shape(shape_of(provider)), identity_values(provider, block), listed
+    )
 
 
 def compile_shape(shape: Provider) -> Template:
@@ -103,7 +106,7 @@ def _server(element: etree._Element, server: Server) -> None:
             child(pop3, "downloadOnBiff", str(options.download_on_biff).lower())
 
 
-def render(compiled: Compiled, address: Address | None, domain: str) -> bytes:
+def render(compiled: AutoconfigDocument, address: Address | None, domain: str) -> bytes:
     """The document for one request: the address if it gave one, else its domain."""
     values = {**compiled.identity, **placeholder_values(address, domain)}
     if domain not in compiled.listed:  # a wildcard's, the catch-all's, or a long list's

@@ -118,7 +118,7 @@ def parse_request(body: bytes) -> PoxRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class Compiled:
+class AutodiscoverDocuments:
     outlook: Template
     mobilesync: Template | None
 
@@ -133,7 +133,7 @@ def request_document(address: str, response_schema: str = NS_OUTLOOK_RESPONSE) -
     return bytes(etree.tostring(root, xml_declaration=True, encoding="utf-8"))
 
 
-def compile_provider(provider: Provider) -> Compiled:
+def compile_provider(provider: Provider) -> AutodiscoverDocuments:
     root = default_ns_element(NS_RESPONSE, "Autodiscover")
     response = default_ns_element(NS_OUTLOOK_RESPONSE, "Response", root)
     user = child(response, "User")
@@ -165,7 +165,7 @@ def compile_provider(provider: Provider) -> Compiled:
         child(server_element, "Url", provider.activesync)
         child(server_element, "Name", provider.activesync)
         mobilesync = Template(serialize(root))
-    return Compiled(outlook, mobilesync)
+    return AutodiscoverDocuments(outlook, mobilesync)
 
 
 def _protocol(account: etree._Element, server: Server) -> etree._Element:
@@ -183,7 +183,7 @@ def _protocol(account: etree._Element, server: Server) -> etree._Element:
     return protocol
 
 
-def render(compiled: Compiled, address: Address, response_schema: str) -> bytes:
+def render(compiled: AutodiscoverDocuments, address: Address, response_schema: str) -> bytes:
     values = placeholder_values(address, address.domain)
     if response_schema == NS_MOBILESYNC_RESPONSE:
         if compiled.mobilesync is None:

@@ -58,7 +58,7 @@ class Shape:
 
 
 @dataclass(frozen=True, slots=True)
-class Compiled:
+class ProfileDocument:
     shape: Shape  # shared by providers of one shape
     identity: Mapping[str, str]
     identifier: str  # raw, for the UUIDs
@@ -77,19 +77,19 @@ def _first(servers: tuple[Server, ...], types: set[ServerType]) -> tuple[Server,
     return None
 
 
-def compile_provider(provider: Provider) -> Compiled:
+def compile_provider(provider: Provider) -> ProfileDocument:
     """Everything but the address, for one provider (the registry shares shapes instead)."""
     return with_identity(compile_shape(shape_of(provider)), provider, identity_values(provider, ""))
 
 
-def with_identity(shape: Shape, provider: Provider, identity: Mapping[str, str]) -> Compiled:
+def with_identity(shape: Shape, provider: Provider, identity: Mapping[str, str]) -> ProfileDocument:
     unusable = None
     if shape.missing:
         unusable = (
             f"Apple Mail cannot use {provider.name}: no {shape.missing} server offers a "
             "login it knows (password, CRAM-MD5 or NTLM)"
         )
-    return Compiled(shape, identity, mobileconfig_of(provider).identifier, unusable)
+    return ProfileDocument(shape, identity, mobileconfig_of(provider).identifier, unusable)
 
 
 def compile_shape(shape: Provider) -> Shape:
@@ -189,7 +189,7 @@ def _text(raw: bytes) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-def render(compiled: Compiled, address: Address) -> bytes:
+def render(compiled: ProfileDocument, address: Address) -> bytes:
     """The unsigned profile for one address; ClientCannotUse when Apple Mail cannot."""
     template = compiled.shape.template
     if template is None:

@@ -1,4 +1,5 @@
-"""The page for people who set up mail by hand (docs/http.md#the-page-for-people), in English and German.
+"""The page for people who set up mail by hand (docs/http.md#the-page-for-people),
+in English and German.
 
 Jinja2 with autoescape: an address is always text, never markup. No script
 and no inline style anywhere, so a strict Content-Security-Policy holds; the

@@ -1,4 +1,5 @@
-"""A real, headless Thunderbird from Debian, driven over Marionette (docs/clients.md#thunderbird-headless).
+"""A real, headless Thunderbird from Debian, driven over Marionette
+(docs/clients.md#thunderbird-headless).
 
 Every host name resolves to 127.0.0.1 and ports 80 and 443 are mapped to the
 test's nginx, so Thunderbird asks for the real https://autoconfig.DOMAIN/ URLs
