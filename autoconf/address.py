@@ -18,12 +18,6 @@ import idna
 
 from autoconf.errors import BadRequest
 
-# Placeholders a domain file may use; filled with what a request tells.
-EMAILADDRESS = "%EMAILADDRESS%"
-EMAILLOCALPART = "%EMAILLOCALPART%"
-EMAILDOMAIN = "%EMAILDOMAIN%"
-PLACEHOLDERS = (EMAILADDRESS, EMAILLOCALPART, EMAILDOMAIN)
-
 MAX_LOCAL_PART = 64  # RFC 5321 4.5.3.1.1
 MAX_DOMAIN = 253
 _ASCII_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")

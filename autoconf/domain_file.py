@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 
-from autoconf.address import EMAILADDRESS, MAX_DOMAIN, InvalidDomain
+from autoconf.address import MAX_DOMAIN, InvalidDomain
 from autoconf.errors import Problem
 from autoconf.model import (
     CATCH_ALL,
@@ -31,10 +31,12 @@ from autoconf.model import (
     Security,
     Server,
     ServerType,
+    default_mobileconfig,
     is_public_suffix,
     normalize_domain_pattern,
 )
-from autoconf.schema import HOST_PLACEHOLDERS, Checker, describe
+from autoconf.placeholders import EMAILADDRESS, HOST_PLACEHOLDERS
+from autoconf.schema import Checker, describe
 from autoconf.yamlio import MarkedList, MarkedMap
 
 _TOP_KEYS = (
@@ -460,10 +462,10 @@ def _oauth2(c: Checker, root: MarkedMap) -> OAuth2 | None:
 
 
 def _mobileconfig(c: Checker, root: MarkedMap, provider_id: str, name: str) -> MobileConfig:
-    default_identifier = ".".join(reversed(provider_id.split(".")))
+    default = default_mobileconfig(provider_id, name)
     entry = c.child_mapping(root, "mobileconfig", "mobileconfig")
     if entry is None:
-        return MobileConfig(default_identifier, name)
+        return default
     c.keys(entry, "mobileconfig", ("identifier", "organization"))
     identifier = c.string(entry, "identifier", "mobileconfig.identifier")
     if identifier is not None and not _REVERSE_DNS.match(identifier):
@@ -474,4 +476,4 @@ def _mobileconfig(c: Checker, root: MarkedMap, provider_id: str, name: str) -> M
             f"{identifier!r} is not a reverse-DNS identifier such as com.example.mail",
         )
     organization = c.string(entry, "organization", "mobileconfig.organization")
-    return MobileConfig(identifier or default_identifier, organization or name)
+    return MobileConfig(identifier or default.identifier, organization or default.organization)

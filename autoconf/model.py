@@ -123,6 +123,12 @@ class MobileConfig:
     organization: str
 
 
+def default_mobileconfig(provider_id: str, name: str) -> MobileConfig:
+    """A profile's identity when the file names none: the id reversed
+    (``example.com`` -> ``com.example``), and the provider's name."""
+    return MobileConfig(".".join(reversed(provider_id.split("."))), name)
+
+
 @tuple_state
 @dataclass(frozen=True, slots=True)
 class DomainSource:

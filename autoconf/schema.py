@@ -13,14 +13,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from autoconf.address import EMAILDOMAIN, PLACEHOLDERS, InvalidDomain, normalize_domain
+from autoconf.address import InvalidDomain, normalize_domain
 from autoconf.errors import Problem, Severity
+from autoconf.placeholders import PLACEHOLDER_LIKE, PLACEHOLDERS
 from autoconf.yamlio import MarkedList, MarkedMap
 
-HOST_PLACEHOLDERS = (EMAILDOMAIN,)
 # Anything that looks like a placeholder, including typos such as "%EMAILADDRESS"
 # without its closing sign; URL escapes such as %2F or %C3%BC do not match.
-_PLACEHOLDER_LIKE = re.compile(r"%[A-Za-z][A-Za-z_]{3,}%?")
 _HOST_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
 
 
@@ -248,7 +247,7 @@ class Checker:
         self, m: MarkedMap, key: str, path: str, text: str, allowed: Sequence[str]
     ) -> bool:
         ok = True
-        for found in _PLACEHOLDER_LIKE.findall(text):
+        for found in PLACEHOLDER_LIKE.findall(text):
             if found not in allowed:
                 hint = did_you_mean(found, allowed)
                 where = f"here only {', '.join(allowed)}" if allowed else "no placeholder here"

@@ -12,10 +12,10 @@ from collections.abc import Sequence
 
 from lxml import etree
 
-from autoconf.address import EMAILADDRESS
 from autoconf.ispdb.document import Data, Notes, child_text, element_text, elements
 from autoconf.ispdb.values import checked_host, checked_template
 from autoconf.model import OUTGOING_ONLY_AUTH, Auth, Security
+from autoconf.placeholders import EMAILADDRESS
 
 INCOMING_TYPES = ("imap", "pop3")
 OUTGOING_TYPES = ("smtp",)

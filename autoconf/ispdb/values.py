@@ -11,9 +11,9 @@ import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from autoconf.address import EMAILADDRESS, PLACEHOLDERS
 from autoconf.ispdb.document import Notes
-from autoconf.schema import HOST_PLACEHOLDERS, Checker
+from autoconf.placeholders import EMAILADDRESS, HOST_PLACEHOLDERS, PLACEHOLDERS
+from autoconf.schema import Checker
 from autoconf.yamlio import MarkedMap
 
 T = TypeVar("T")

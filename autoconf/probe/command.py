@@ -12,9 +12,9 @@ import sys
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
-from autoconf.address import EMAILDOMAIN
 from autoconf.exits import Exit
 from autoconf.model import Provider, Server
+from autoconf.placeholders import EMAILDOMAIN, fill
 from autoconf.probe.checks import Contexts, Result, probe_server, reason
 
 
@@ -34,7 +34,7 @@ def probe_provider(
 ) -> list[Result]:
     """Probe every server of the file at once; results in the file's order."""
     servers = provider.incoming + provider.outgoing
-    hosts = [s.host.replace(EMAILDOMAIN, domain) for s in servers]
+    hosts = [fill(s.host, {EMAILDOMAIN: domain}) for s in servers]
     pool = ThreadPoolExecutor(max_workers=min(16, len(servers)))
     try:
         futures = [

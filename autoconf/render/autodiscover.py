@@ -16,9 +16,10 @@ from dataclasses import dataclass
 
 from lxml import etree
 
-from autoconf.address import EMAILADDRESS, Address
+from autoconf.address import Address
 from autoconf.errors import BadRequest, InvalidProtocol, SchemaNotOffered
 from autoconf.model import Auth, Provider, Security, Server, ServerType
+from autoconf.placeholders import EMAILADDRESS
 from autoconf.render.template import Template, placeholder_values
 from autoconf.render.xml import child, default_ns_element, serialize
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from autoconf.address import EMAILDOMAIN
 from autoconf.model import Provider, Security, Server, ServerType
+from autoconf.placeholders import EMAILDOMAIN, fill
 
 TTL = 3600
 # (type, implicit TLS) -> the RFC 6186 / RFC 8314 service label.
@@ -52,7 +52,7 @@ def srv_records(provider: Provider, domain: str) -> list[Record]:
     for servers in (provider.served_incoming, provider.served_outgoing):
         for rank, server in enumerate(_ranked(servers)):
             label = SERVICES[(server.type, server.security is Security.SSL)]
-            host = server.host.replace(EMAILDOMAIN, domain)
+            host = fill(server.host, {EMAILDOMAIN: domain})
             records.append(
                 Record(f"{label}.{domain}.", "SRV", f"{rank * 10} 0 {server.port} {host}.")
             )

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import fields, replace
 
 from autoconf.address import xml_escape
-from autoconf.model import MobileConfig, Provider
+from autoconf.model import MobileConfig, Provider, default_mobileconfig
 from autoconf.render.template import slot
 
 ID = slot("id")
@@ -62,7 +62,7 @@ def shape_key(provider: Provider) -> tuple[object, ...]:
 
 
 def mobileconfig_of(provider: Provider) -> MobileConfig:
-    return provider.mobileconfig or MobileConfig(provider.id, provider.name)
+    return provider.mobileconfig or default_mobileconfig(provider.id, provider.name)
 
 
 def identity_values(provider: Provider, domains_block: str) -> Mapping[str, str]:

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from autoconf.address import EMAILADDRESS, Address
+from autoconf.address import Address
 from autoconf.errors import ClientCannotUse
 from autoconf.model import Auth, DavService, Provider, Server, ServerType
+from autoconf.placeholders import EMAILADDRESS
 from autoconf.render.identity import (
     IDENTIFIER,
     NAME,

@@ -14,7 +14,8 @@ import segno
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
-from autoconf.address import EMAILDOMAIN, Address
+from autoconf import placeholders
+from autoconf.address import Address
 from autoconf.model import Provider, Security, Server, ServerType
 from autoconf.render.page_texts import LANGUAGES as LANGUAGES
 from autoconf.render.page_texts import TEXTS
@@ -49,11 +50,7 @@ class Row:
 
 
 def _fill(text: str, address: Address) -> str:
-    return (
-        text.replace("%EMAILADDRESS%", address.full)
-        .replace("%EMAILLOCALPART%", address.local)
-        .replace(EMAILDOMAIN, address.domain)
-    )
+    return placeholders.fill(text, placeholders.values(address, address.domain))
 
 
 def _row(server: Server, address: Address, texts: dict[str, str]) -> Row:

@@ -12,14 +12,9 @@ import re
 import secrets
 from collections.abc import Mapping
 
-from autoconf.address import (
-    EMAILADDRESS,
-    EMAILDOMAIN,
-    EMAILLOCALPART,
-    PLACEHOLDERS,
-    Address,
-    xml_escape,
-)
+from autoconf import placeholders
+from autoconf.address import Address, xml_escape
+from autoconf.placeholders import PLACEHOLDERS
 
 __all__ = ["PLACEHOLDERS", "Template", "placeholder_values", "slot"]
 
@@ -57,10 +52,4 @@ class Template:
 
 def placeholder_values(address: Address | None, domain: str) -> dict[str, str]:
     """What a request tells, XML-escaped: the whole address, or only the domain."""
-    if address is None:
-        return {EMAILDOMAIN: domain}
-    return {
-        EMAILADDRESS: xml_escape(address.full),
-        EMAILLOCALPART: xml_escape(address.local),
-        EMAILDOMAIN: address.domain,
-    }
+    return placeholders.values(address, domain, xml_escape)
