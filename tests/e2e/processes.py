@@ -14,6 +14,7 @@ from pathlib import Path
 import requests
 
 EXECUTABLE = Path(sys.executable).parent / "mail-autoconf"
+REPOSITORY = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 
@@ -83,11 +84,15 @@ def start_service(
 ) -> tuple[Started, int]:
     """The real `mail-autoconf serve` on a free port, ready when /healthz answers.
 
-    The service sees none of this environment's AUTOCONF_* settings, only ``env``'s.
+    The service sees none of this environment's AUTOCONF_* settings, only ``env``'s;
+    a folder of the repository (tests/data/...) keeps its state folder in
+    ``workdir``, not beside it; any other keeps the default, beside it.
     """
     assert EXECUTABLE.exists(), f"{EXECUTABLE} is not installed"
     port = free_port()
     environment = {k: v for k, v in os.environ.items() if not k.startswith("AUTOCONF_")}
+    if folder.resolve().is_relative_to(REPOSITORY):
+        environment["AUTOCONF_STATE"] = str(workdir / "state")
     environment.update(env or {})
     environment["HOME"] = str(workdir)  # nothing of gunicorn's lands in the real home
     command = [str(EXECUTABLE), "serve", "--domains", str(folder)]
