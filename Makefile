@@ -44,8 +44,9 @@ debian-packages:
 	    $(DEBIAN_PACKAGES) >/dev/null; \
 	fi
 
+# AUTOCONF_TEST_FULL=1: the long runs (tests/e2e/test_reload_under_load.py for 20 s).
 unit: $(STAMP) debian-packages
-	$(BIN)/python -m pytest
+	AUTOCONF_TEST_FULL=1 $(BIN)/python -m pytest
 
 check: $(STAMP)
 	$(BIN)/mail-autoconf check domains

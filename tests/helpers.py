@@ -1,11 +1,29 @@
-"""Test helpers: build providers from YAML text the way the service does."""
+"""Test helpers: build providers from YAML text the way the service does; wait for
+a condition rather than for a fixed time."""
 
 from __future__ import annotations
 
+import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from autoconf import yamlio
 from autoconf.model import Provider, build_provider
+
+# `make test` sets AUTOCONF_TEST_FULL=1: a test with a short and a full form (the
+# reload under load) runs the full one; a bare pytest runs the short one.
+FULL_RUN = os.environ.get("AUTOCONF_TEST_FULL", "") not in ("", "0")
+
+
+def wait_for(check: Callable[[], object], seconds: float, what: str, every: float = 0.02) -> float:
+    """Poll until ``check()`` is true, failing after ``seconds``; how long it took."""
+    started = time.monotonic()
+    while not check():
+        assert time.monotonic() - started < seconds, f"not within {seconds} s: {what}"
+        time.sleep(every)
+    return time.monotonic() - started
+
 
 # SPEC §1 "Default ports", written out from the contract (not taken from the code),
 # for tests that work out what a client should get from the YAML alone.
