@@ -1,4 +1,5 @@
-# `make run` and `make test` do all set-up from a fresh clone.
+# `make run` and `make test` do all set-up from a fresh clone; `make fast` is the
+# quick loop (no Debian packages, no e2e tests).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -11,7 +12,7 @@ BIND ?= 127.0.0.1:8080
 DEBIAN_PACKAGES := nginx thunderbird libnss3-tools dovecot-imapd dovecot-pop3d chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint typecheck unit check clean debian-packages
+.PHONY: run test fast lint typecheck unit check clean debian-packages
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,13 +44,18 @@ debian-packages:
 	    $(DEBIAN_PACKAGES) >/dev/null; \
 	fi
 
+# TEST_FULL_LENGTH=1: the long runs (tests/e2e/test_reload_under_load.py for 20 s).
 unit: $(STAMP) debian-packages
-	$(BIN)/python -m pytest
+	TEST_FULL_LENGTH=1 $(BIN)/python -m pytest
 
 check: $(STAMP)
 	$(BIN)/mail-autoconf check domains
 
 test: lint typecheck check unit
+
+# Lint, types and the tests that start no real program (pytest -m "not e2e").
+fast: $(STAMP) lint typecheck
+	$(BIN)/python -m pytest -m "not e2e"
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

@@ -1,4 +1,5 @@
-"""Shared fixtures: an app built from a tmp_path folder, and the example domains."""
+"""Shared fixtures: an app built from a tmp_path folder, and the example domains;
+the e2e marker on every test under tests/e2e/."""
 
 from __future__ import annotations
 
@@ -15,6 +16,23 @@ from autoconf.settings import Settings
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "domains"
 DATA = Path(__file__).resolve().parent / "data"
+E2E = Path(__file__).resolve().parent / "e2e"
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test under tests/e2e/ (any file, present or future) is marked e2e."""
+    for item in items:
+        if E2E in item.path.parents:
+            item.add_marker(pytest.mark.e2e)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """With ``-m "not e2e"`` (`make fast`) tests/e2e/ is not even imported: its
+    collection alone costs about 2 s."""
+    if collection_path == E2E and " ".join(config.option.markexpr.split()) == "not e2e":
+        return True
+    return None
 
 
 @pytest.fixture

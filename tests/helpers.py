@@ -1,12 +1,30 @@
-"""Test helpers: build providers from YAML text the way the service does."""
+"""Test helpers: build providers from YAML text the way the service does; wait for
+a condition rather than for a fixed time."""
 
 from __future__ import annotations
 
+import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from autoconf import yamlio
 from autoconf.domain_file import build_provider
 from autoconf.model import Provider
+
+# `make test` sets TEST_FULL_LENGTH=1: a test with a short and a full form (the
+# reload under load) runs the full one; a bare pytest runs the short one.
+FULL_RUN = os.environ.get("TEST_FULL_LENGTH", "") not in ("", "0")
+
+
+def wait_for(check: Callable[[], object], seconds: float, what: str, every: float = 0.02) -> float:
+    """Poll until ``check()`` is true, failing after ``seconds``; how long it took."""
+    started = time.monotonic()
+    while not check():
+        assert time.monotonic() - started < seconds, f"not within {seconds} s: {what}"
+        time.sleep(every)
+    return time.monotonic() - started
+
 
 # docs/domain-files.md#default-ports, written out from the contract (not taken from the code),
 # for tests that work out what a client should get from the YAML alone.

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -95,16 +96,39 @@ def _wait_for(registry: Registry[Documents], domain: str, host: str, seconds: fl
     return time.monotonic() - started
 
 
+@pytest.fixture
+def until_watching(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
+    """Wait until a watcher's thread has its inotify watches: every change after that wakes it."""
+    ready = threading.Event()
+    opened: list[FolderEvents | None] = []
+    real = watch_module.open_events
+
+    def open_and_tell(folders: Iterable[Path]) -> FolderEvents | None:
+        opened.append(real(folders))
+        ready.set()
+        return opened[-1]
+
+    monkeypatch.setattr(watch_module, "open_events", open_and_tell)
+
+    def wait() -> None:
+        assert ready.wait(5), "the watcher's thread never opened its inotify watches"
+        assert opened[0] is not None, "no inotify instance to be had (the per-user limit?)"
+
+    return wait
+
+
 def test_the_watcher_reloads_on_a_change_long_before_its_poll(
-    registry: Registry[Documents], tmp_path: Path
+    registry: Registry[Documents], tmp_path: Path, until_watching: Callable[[], None]
 ) -> None:
     Watcher(registry, interval=60).ensure_running()
-    time.sleep(0.3)  # the thread is up and watching
+    until_watching()
     write(tmp_path / "a.yaml", provider_yaml("a.example", host="imap2.example.com"))
     assert _wait_for(registry, "a.example", "imap2.example.com", 3.0) < 3.0
 
 
-def test_a_domains_from_folder_elsewhere_is_watched(tmp_path: Path) -> None:
+def test_a_domains_from_folder_elsewhere_is_watched(
+    tmp_path: Path, until_watching: Callable[[], None]
+) -> None:
     lists = tmp_path / "lists"
     lists.mkdir()
     folder = tmp_path / "domains"
@@ -116,7 +140,7 @@ def test_a_domains_from_folder_elsewhere_is_watched(tmp_path: Path) -> None:
     registry.reload()
     assert {p.resolve() for p in registry.watched_folders()} == {folder, lists}
     Watcher(registry, interval=60).ensure_running()
-    time.sleep(0.3)
+    until_watching()
     write(lists / "vdomains", "x.example\ny.example\n")
     _wait_for(registry, "y.example", "imap.example.com", 3.0)
 

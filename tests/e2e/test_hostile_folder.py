@@ -20,6 +20,7 @@ import requests
 from lxml import etree
 
 from tests.e2e.processes import EXECUTABLE, Started, start_service
+from tests.helpers import wait_for
 
 SECRET = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj"
 
@@ -110,15 +111,6 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Service]]:
         assert SECRET not in log
 
 
-def wait_for(check: Callable[[], bool], seconds: float, what: str) -> float:
-    """Poll until ``check`` holds; how long it took."""
-    started = time.monotonic()
-    while not check():
-        assert time.monotonic() - started < seconds, f"not within {seconds} s: {what}"
-        time.sleep(0.05)
-    return time.monotonic() - started
-
-
 def broken_reasons(service: Service) -> dict[str, str]:
     broken = service.health()["broken"]
     assert isinstance(broken, list)
@@ -140,8 +132,14 @@ def test_a_fifo_is_refused_and_blocks_nothing(folder: Path, serve: Callable[...,
     # The reload thread is not stuck: a new file serves, and after SIGHUP so do new workers.
     (folder / "new.yaml").write_text(provider("new.test", "new.example"), encoding="utf-8")
     wait_for(lambda: service.provider_of("new.test") == "new.example", 3, "a new file serves")
+    old = set(service.workers())
     service.process.send_signal(signal.SIGHUP)
-    time.sleep(0.5)
+
+    def replaced() -> bool:
+        workers = service.workers()
+        return len(workers) == 2 and old.isdisjoint(workers)
+
+    wait_for(replaced, 10, "two new workers, and no old one, after SIGHUP")
     for _ in range(8):
         assert service.provider_of("alpha.test") == "alpha.example"
 

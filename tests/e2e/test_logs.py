@@ -18,6 +18,7 @@ import requests
 from tests.e2e.conftest import Front
 from tests.e2e.processes import Started, start_service
 from tests.e2e.test_nginx import https
+from tests.helpers import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "domains"
@@ -200,7 +201,12 @@ def test_a_worker_timeout_logs_no_address(tmp_path: Path) -> None:
             while "WORKER TIMEOUT" not in started.log_text():
                 assert time.monotonic() < deadline, started.log_text()[-2000:]
                 time.sleep(0.2)
-        time.sleep(0.5)
+        # The replacement boots once the stuck worker has written its last line and gone.
+        wait_for(
+            lambda: started.log_text().count("Booting worker with pid") >= 2,
+            15,
+            "the timed-out worker's replacement",
+        )
     finally:
         started.stop()
     log = started.log_text()

@@ -1,5 +1,7 @@
-"""Reload under load: 4 client threads ask every endpoint for 20 s while a file is
-added, edited, broken, fixed and deleted under the real gunicorn with 2 workers.
+"""Reload under load: 4 client threads ask every endpoint while a file is added,
+edited, broken, fixed and deleted under the real gunicorn with 2 workers: for
+20 s in `make test` (TEST_FULL_LENGTH=1), one round of the five changes
+(about 4 s) otherwise; AUTOCONF_RELOAD_TEST_SECONDS sets any length.
 
 No request may fail, and every answer must be wholly one version of the file:
 each version writes its number into every field that a client reads.
@@ -21,8 +23,12 @@ import requests
 from lxml import etree
 
 from tests.e2e.processes import Started, start_service
+from tests.helpers import FULL_RUN, wait_for
 
-DURATION = float(os.environ.get("AUTOCONF_RELOAD_TEST_SECONDS", "20"))
+# At least this long, in whole rounds of the five changes (0.7 s each).
+DURATION = float(os.environ.get("AUTOCONF_RELOAD_TEST_SECONDS") or (20 if FULL_RUN else 3))
+STEPS = 5
+STEP_SECONDS = 0.7
 CLIENTS = 4
 STABLE = """domains: [stable.test.example]
 incoming: [{type: imap, host: imap.stable.test.example, security: ssl}]
@@ -155,47 +161,65 @@ def test_reload_under_load(moving: tuple[Started, int, Path]) -> None:
                     with lock:
                         seen[f"{kind}:{outcome}"] += 1
 
+    def served(outcome: str) -> int:
+        """How many autoconfig answers for the moving domain showed ``outcome``."""
+        with lock:
+            return seen[f"autoconfig:{outcome}"]
+
+    def until_served(outcome: str, before: int, what: str) -> None:
+        wait_for(lambda: served(outcome) > before, 10, what)
+
     threads = [threading.Thread(target=client, daemon=True) for _ in range(CLIENTS)]
     for thread in threads:
         thread.start()
+    until_served("0", 0, "the first version, before any change")
 
-    # Add, edit, break, fix and delete, over and over, until the time is up.
+    # Edit, break, fix, delete and add, over and over, until the time is up and
+    # the round is complete. Each step lasts STEP_SECONDS, and until the clients
+    # have had an answer that shows it (a change the service missed fails here).
     path = folder / "moving.yaml"
     steps = 0
-    deadline = time.monotonic() + DURATION
+    began = time.monotonic()
+    deadline = began + DURATION
     version = 0
-    while time.monotonic() < deadline:
-        step = steps % 5
-        if step == 0:  # edit
+    while steps % STEPS or time.monotonic() < deadline:
+        changed = time.monotonic()
+        step = steps % STEPS
+        if step in (0, 2, 4):  # a new good version
             version += 1
+        expected = {1: None, 3: "absent"}.get(step, str(version))
+        before = served(expected or "absent")
+        if step == 0:  # edit
             path.write_text(version_yaml(version), encoding="utf-8")
         elif step == 1:  # break it: the last good version must go on serving
             path.write_text(version_yaml(version).replace("security: ssl", "security: tls"))
         elif step == 2:  # fix it
-            version += 1
             path.write_text(version_yaml(version), encoding="utf-8")
         elif step == 3:  # delete it
             path.unlink()
         else:  # add it again
-            version += 1
             path.write_text(version_yaml(version), encoding="utf-8")
         steps += 1
-        time.sleep(0.7)
+        if expected:
+            until_served(expected, before, f"change {steps}: {expected}")
+        time.sleep(max(0.0, changed + STEP_SECONDS - time.monotonic()))
+        if not expected:  # while it was broken, version went on serving
+            assert served("absent") == before, f"change {steps}: broken, the domain went"
     stop.set()
     for thread in threads:
         thread.join(timeout=30)
+    elapsed = time.monotonic() - began
 
     total = sum(seen.values())
     versions_seen = sorted({k.split(":")[1] for k in seen if k.startswith("autoconfig:")})
     print(
-        f"\nreload under load: {total} answers, {len(failures)} failed, {steps} file changes, "
-        f"autoconfig versions seen: {', '.join(versions_seen)}"
+        f"\nreload under load: {total} answers in {elapsed:.1f} s, {len(failures)} failed, "
+        f"{steps} file changes, autoconfig versions seen: {', '.join(versions_seen)}"
     )
     assert not failures, f"{len(failures)} of {total + len(failures)} failed: {failures[:5]}"
-    assert total > 200, f"only {total} answers in {DURATION} s"
-    # The service really did follow the file: several versions and its absence were served.
-    versions = {k.split(":")[1] for k in seen if k.startswith("autoconfig:")}
-    assert "absent" in versions and len(versions) >= 4, seen
+    assert total > 10 * elapsed, f"only {total} answers in {elapsed:.1f} s"
+    # The service followed the file: every good version, and its absence, was served.
+    assert set(versions_seen) == {*map(str, range(version + 1)), "absent", "stable"}, seen
     assert started.process.poll() is None
     log = started.log_text()
     assert "Traceback" not in log

@@ -32,6 +32,7 @@ from autoconf.pipeline import BODY_READ_TIMEOUT
 from tests.e2e.conftest import CLIENT_DOMAINS, CLIENT_DOMAINS_DIR
 from tests.e2e.nginx import DEPLOY, Nginx, start_nginx
 from tests.e2e.processes import Started, start_service
+from tests.helpers import wait_for
 
 PROBE_PATH = "/mail/config-v1.1.xml?emailaddress=probe@ssl.test.example"
 AUTOCONFIG_HOST = "autoconfig.ssl.test.example"
@@ -85,6 +86,25 @@ def connect(port: int, source: str, timeout: float = 10.0) -> socket.socket:
     return sock
 
 
+def unread_by_peer(sock: socket.socket) -> int | None:
+    """Bytes sent on ``sock`` that the process at its other end (on this machine) has not
+    read: in flight (this end's tx_queue in /proc/net/tcp) or waiting in the other end's
+    receive queue, accepted or not. None while the other end has no socket yet."""
+
+    def hex_address(address: tuple[str, int]) -> str:
+        return f"{socket.inet_aton(address[0])[::-1].hex().upper()}:{address[1]:04X}"
+
+    mine, theirs = hex_address(sock.getsockname()), hex_address(sock.getpeername())
+    queues: dict[tuple[str, str], tuple[int, int]] = {}
+    for line in Path("/proc/net/tcp").read_text(encoding="ascii").splitlines()[1:]:
+        fields = line.split()
+        tx, rx = (int(n, 16) for n in fields[4].split(":"))
+        queues[fields[1], fields[2]] = tx, rx
+    if (theirs, mine) not in queues:
+        return None
+    return queues.get((mine, theirs), (0, 0))[0] + queues[theirs, mine][1]
+
+
 def status_of(data: bytes) -> int | None:
     match = re.match(rb"HTTP/1\.[01] (\d{3}) ", data)
     return int(match.group(1)) if match else None
@@ -126,7 +146,12 @@ def test_stalled_bodies_straight_at_serve_get_408_and_free_their_workers(
     try:
         began = time.monotonic()
         stalled = [stalled_pox(port, chunked) for chunked in (False, True)]
-        time.sleep(0.5)  # each worker is now reading one of the bodies
+        # Each sync worker is now reading one of the bodies: all that was sent is read.
+        wait_for(
+            lambda: all(unread_by_peer(sock) == 0 for sock in stalled),
+            5,
+            "the two workers read what came of the stalled bodies",
+        )
         asked = time.monotonic()
         probe = requests.get(f"http://127.0.0.1:{port}{PROBE_PATH}", timeout=BODY_READ_TIMEOUT + 10)
         waited = time.monotonic() - asked
@@ -295,7 +320,7 @@ def test_slow_clients_through_nginx_leave_the_service_answering(front: Front) ->
     prober.start()
     held: list[Held] = []
     try:
-        time.sleep(0.3)  # a few answers before the attack
+        wait_for(lambda: len(probe.latencies) >= 3, 10, "a few answers before the attack")
         # Each slow connection from an address of its own (127.0.0.2 and on), as a
         # crowd of clients would come: no per-address limit can help against them.
         addresses = (f"127.0.{n // 250}.{n % 250 + 2}" for n in range(10_000))
@@ -312,7 +337,8 @@ def test_slow_clients_through_nginx_leave_the_service_answering(front: Front) ->
             held.append(Held(stalled_body(front, crowded), "crowded", time.monotonic()))
         attacked = time.monotonic() - began
         wait_for_ends(held, time.monotonic() + max(HEADER_TIMEOUT, BODY_TIMEOUT) + SLACK)
-        time.sleep(0.5)  # and the probe goes on a little after nginx has let go
+        answered = len(probe.latencies)  # and the probe goes on after nginx has let go
+        wait_for(lambda: len(probe.latencies) >= answered + 3, 10, "answers after the attack")
     finally:
         probe.stop.set()
         prober.join(timeout=10)
