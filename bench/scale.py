@@ -364,7 +364,7 @@ def main() -> int:
         "--worker-timeout",
         type=int,
         default=0,
-        help="run gunicorn -c python:autoconf.gunicorn_conf with this --timeout instead of "
+        help="run gunicorn -c deploy/gunicorn.conf.py with this --timeout instead of "
         "`mail-autoconf serve` (its 30 s)",
     )
     parser.add_argument(

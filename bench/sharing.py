@@ -9,7 +9,7 @@ in one process and a fork of it, and prints the worker's memory after each
 step (from /proc/PID/smaps_rollup: private pages are those it no longer shares):
 
 1. the master: ``create_app`` on the folder, then ``gc.freeze()`` as
-   ``autoconf/gunicorn_conf.py``'s ``pre_fork`` does;
+   ``autoconf/serving.py``'s ``pre_fork`` does;
 2. the worker, just forked;
 3. after its first request (the reload that brings a new process up to date,
    which finds nothing new);

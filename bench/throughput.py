@@ -90,7 +90,7 @@ def main() -> int:
         "--contenders",
         default=",".join(CONTENDERS),
         help="ours (gunicorn, the factory), automx2, ceiling, serve (`mail-autoconf serve` "
-        "as shipped: sync, its gunicorn_conf, access log on)",
+        "as shipped: sync, its serving settings, access log on)",
     )
     parser.add_argument("--endpoints", default=",".join(ENDPOINTS))
     parser.add_argument(
