@@ -23,7 +23,7 @@ from autoconf.registry import Changes
 from autoconf.settings import Settings
 from autoconf.signing import load_signer
 from autoconf.state import StateFolder
-from autoconf.watch import Watcher
+from autoconf.watch import Watcher, log_problems
 
 log = logging.getLogger("autoconf")
 
@@ -86,8 +86,7 @@ def create_app(
 
 
 def _report_start(settings: Settings, changes: Changes, registry: MeteredRegistry[Any]) -> None:
-    for problem in changes.problems:
-        (log.error if problem.is_error else log.warning)("%s", problem)
+    log_problems(changes.problems)
     if changes.held_back:
         log.error("start: %s", changes.held_back)
     snapshot = registry.snapshot

@@ -24,9 +24,10 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
+from autoconf.errors import Problem
 from autoconf.events import open_events
 from autoconf.registry import Changes, Registry
 
@@ -49,10 +50,15 @@ def _listed(names: tuple[str, ...], limit: int = 10) -> str:
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
+def log_problems(problems: Iterable[Problem]) -> None:
+    """Each problem as a log line: errors as errors, warnings as warnings."""
+    for problem in problems:
+        (log.error if problem.is_error else log.warning)("%s", problem)
+
+
 def report(changes: Changes) -> None:
     """The log lines of a reload: what changed, and every problem of the files read anew."""
-    for problem in changes.problems:
-        (log.error if problem.is_error else log.warning)("%s", problem)
+    log_problems(changes.problems)
     if changes.held_back:
         log.error(
             "reload held back: %s (fix the folder, or `touch STATE/force-reload` and send SIGHUP)",
