@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autoconf import yamlio
-from autoconf.domain_file import ListUnreadable, build_provider
+from autoconf.domain_file import build_provider
+from autoconf.domain_list import ListUnreadable
 from autoconf.errors import Problem
 from autoconf.lint import lint
 from autoconf.model import Provider, Server

@@ -46,7 +46,7 @@ from autoconf.ispdb.servers import (
     POP3_FLAGS,
     SOCKET_TYPES,
 )
-from autoconf.ispdb.values import PLACEHOLDER_LIKE, fix_placeholders
+from autoconf.ispdb.values import fix_placeholders
 
 __all__ = [
     "AUTH_NAMES",
@@ -54,7 +54,6 @@ __all__ = [
     "MAX_FILE_BYTES",
     "OAUTH2_FIELDS",
     "OUTGOING_TYPES",
-    "PLACEHOLDER_LIKE",
     "POP3_DAYS",
     "POP3_FLAGS",
     "SOCKET_TYPES",

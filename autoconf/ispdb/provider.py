@@ -23,14 +23,12 @@ from autoconf.ispdb.document import (
 )
 from autoconf.ispdb.servers import import_servers, leave_out_unknown
 from autoconf.ispdb.values import (
-    checked,
+    checked_language,
+    checked_name,
     checked_template,
     checked_url,
+    checked_url_value,
     fix_placeholders,
-    marked_map,
-    read_name,
-    read_texts,
-    read_url,
 )
 
 OAUTH2_FIELDS = {
@@ -55,7 +53,7 @@ def _provider_meta(provider: etree._Element, notes: Notes) -> Data:
     meta: Data = {}
     raw_id = (provider.get("id") or "").strip()
     if raw_id:
-        provider_id, problem = checked(read_name, raw_id)
+        provider_id, problem = checked_name(raw_id)
         if provider_id is None:
             notes.add(where, f"id left out ({problem}): the first domain is the id")
         else:
@@ -117,7 +115,7 @@ def _descr(child: etree._Element, where: str, texts: dict[str, str], notes: Note
     text, raw_lang = element_text(child), child.get("lang")
     primary, dash, rest = (raw_lang or "en").strip().partition("-")
     lang = primary.lower() + dash + rest  # "EN-us" is "en-us": the schema wants it so
-    _, problem = checked(read_texts, marked_map({lang: text}))
+    problem = checked_language(lang)
     if not text or lang in texts or problem:
         why = problem or ("it is empty" if not text else f"a second text in {lang!r}")
         notes.left_out(where, child, why)
@@ -184,11 +182,11 @@ def _oauth2(block: etree._Element, notes: Notes) -> Data | None:
         if raw is None:
             value, problem = None, "missing"
         elif tag == "issuer":
-            value, problem = checked(read_name, raw)
+            value, problem = checked_name(raw)
         elif tag == "scope":
             value, problem = raw, ""
         else:
-            value, problem = checked(read_url, fix_placeholders(raw, where, notes))
+            value, problem = checked_url_value(fix_placeholders(raw, where, notes))
         if value is None:
             notes.add(where, f"<{tag}>: {problem}; the whole <oAuth2> left out")
             return None

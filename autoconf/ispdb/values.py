@@ -1,4 +1,4 @@
-"""Values checked as ``check`` will check them, with :mod:`autoconf.schema`'s readers.
+"""Values checked as ``check`` will check them, with :mod:`autoconf.values`.
 
 Placeholder typos corrected (:func:`fix_placeholders`); host names, URLs and
 user names read outside a file, each failure a note for the admin.
@@ -9,56 +9,42 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
+from autoconf import values
 from autoconf.ispdb.document import Notes
-from autoconf.placeholders import EMAILADDRESS, HOST_PLACEHOLDERS, PLACEHOLDERS
-from autoconf.schema import Checker
-from autoconf.yamlio import MarkedMap
+from autoconf.placeholders import HOST_PLACEHOLDERS, PLACEHOLDER_LIKE, PLACEHOLDERS
+from autoconf.values import Invalid
+
+_NAMES = [p.strip("%") for p in PLACEHOLDERS]
 
 T = TypeVar("T")
 
-# What looks like a placeholder, as the domain-file check sees it; URL escapes
-# such as %2F or %C3%BC do not match.
-PLACEHOLDER_LIKE = re.compile(r"%[A-Za-z][A-Za-z_]{3,}%?")
-_NAMES = [p.strip("%") for p in PLACEHOLDERS]
-_KEY = "value"  # the key a single value is checked under
+
+def checked(check: Callable[[str], T], value: str) -> tuple[T | None, str]:
+    """``check`` applied to ``value``: the result, or None and the first reason it gives."""
+    if not value.strip():
+        return None, "must not be empty"
+    try:
+        return check(value), ""
+    except Invalid as exc:
+        return None, exc.messages[0]
 
 
-def marked_map(values: dict[str, Any]) -> MarkedMap:
-    """A mapping the schema readers accept, for checking values outside a file."""
-    marked = MarkedMap(values)
-    marked.line = 1
-    marked.key_lines = dict.fromkeys(values, 1)
-    return marked
+def checked_name(value: str) -> tuple[str | None, str]:
+    """A host name without placeholders (a provider id, an OAuth issuer)."""
+    return checked(values.hostname, value)
 
 
-def checked(read: Callable[[Checker, MarkedMap], T | None], value: object) -> tuple[T | None, str]:
-    """``read`` applied to ``value``: the result, or None and the first error it reports."""
-    checker = Checker("(import)")
-    result = read(checker, marked_map({_KEY: value}))
-    errors = [p.message for p in checker.problems if p.is_error]
-    return (None, errors[0]) if errors else (result, "")
+def checked_url_value(value: str) -> tuple[str | None, str]:
+    """A URL as ``check`` takes it (http with a warning the import does not repeat)."""
+    url, problem = checked(values.url, value)
+    return (url[0] if url else None), problem
 
 
-def _read_host(c: Checker, m: MarkedMap) -> str | None:
-    return c.hostname(m, _KEY, _KEY, placeholders=HOST_PLACEHOLDERS)
-
-
-def read_name(c: Checker, m: MarkedMap) -> str | None:
-    return c.hostname(m, _KEY, _KEY)
-
-
-def read_url(c: Checker, m: MarkedMap) -> str | None:
-    return c.url(m, _KEY, _KEY, required=True)
-
-
-def _read_template(c: Checker, m: MarkedMap) -> str | None:
-    return c.template(m, _KEY, _KEY, default=EMAILADDRESS)
-
-
-def read_texts(c: Checker, m: MarkedMap) -> tuple[tuple[str, str], ...] | None:
-    return c.language_texts(m, _KEY, _KEY)
+def checked_language(lang: str) -> str:
+    """ "" when ``lang`` is a language tag, else why not."""
+    return checked(values.language_tag, lang)[1]
 
 
 def fix_placeholders(text: str, where: str, notes: Notes) -> str:
@@ -83,7 +69,7 @@ def fix_placeholders(text: str, where: str, notes: Notes) -> str:
 
 def checked_host(raw: str, where: str, notes: Notes) -> str | None:
     text = fix_placeholders(raw, where, notes)
-    host, problem = checked(_read_host, text)
+    host, problem = checked(lambda t: values.hostname(t, HOST_PLACEHOLDERS), text)
     if host is None:
         notes.add(where, f"hostname: {problem}; server left out")
     elif host != text:
@@ -94,7 +80,7 @@ def checked_host(raw: str, where: str, notes: Notes) -> str | None:
 def checked_url(raw: str, where: str, what: str, notes: Notes) -> str | None:
     """A URL ``check`` accepts (http only with its warning), or None with a note."""
     text = fix_placeholders(raw, where, notes)
-    url, problem = checked(read_url, text)
+    url, problem = checked_url_value(text)
     if url is None:
         notes.add(where, f"{what} left out: {problem or 'no URL'}")
     return url
@@ -103,4 +89,4 @@ def checked_url(raw: str, where: str, what: str, notes: Notes) -> str | None:
 def checked_template(raw: str, where: str, notes: Notes) -> tuple[str | None, str]:
     """A user name: placeholders corrected and checked."""
     text = fix_placeholders(raw, where, notes)
-    return checked(_read_template, text)
+    return checked(values.template, text)
