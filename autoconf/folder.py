@@ -10,10 +10,8 @@ together, which of them serves which domain, is :mod:`autoconf.ownership`'s.
 from __future__ import annotations
 
 import hashlib
-import io
 import multiprocessing
 import os
-import pickle
 from collections.abc import Collection, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -25,7 +23,7 @@ from autoconf.domain_list import ListUnreadable
 from autoconf.errors import Problem
 from autoconf.lint import lint
 from autoconf.model import Provider, Server
-from autoconf.pickling import tuple_state
+from autoconf.pickling import dumps_shared, loads_shared, tuple_state
 from autoconf.reading import Limits, ReadRefused, read_bounded
 
 DOMAIN_FILE_SUFFIXES = (".yaml", ".yml")
@@ -250,42 +248,11 @@ def scan_folder(
 
 
 def _read_chunk(paths: list[Path], limits: Limits) -> bytes:
-    """The states of ``paths``, pickled with each distinct server once, named by
-    its place in a table that comes first (so that the reader interns them)."""
+    """The states of ``paths``, pickled with each distinct server once: 100,000
+    files should hold each server once, and each process interned its own."""
     pool: dict[Server, Server] = {}
     states = [(path.name, _read(path, None, pool, limits)[0]) for path in paths]
-    servers = list(pool.values())
-    body = io.BytesIO()
-    _ServerPickler(body, {id(server): i for i, server in enumerate(servers)}).dump(states)
-    return pickle.dumps((servers, body.getvalue()), protocol=pickle.HIGHEST_PROTOCOL)
-
-
-class _ServerPickler(pickle.Pickler):
-    def __init__(self, file: io.BytesIO, index: dict[int, int]) -> None:
-        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
-        self._index = index
-
-    def persistent_id(self, obj: object) -> int | None:
-        return self._index.get(id(obj)) if type(obj) is Server else None
-
-
-class _ServerUnpickler(pickle.Unpickler):
-    def __init__(self, data: bytes, servers: list[Server]) -> None:
-        super().__init__(io.BytesIO(data))
-        self._servers = servers
-
-    def persistent_load(self, pid: object) -> Server:
-        assert isinstance(pid, int)
-        return self._servers[pid]
-
-
-def _unpickled_chunk(data: bytes, pool: dict[Server, Server]) -> list[tuple[str, LoadedFile]]:
-    """A chunk's states, with servers equal to ones already seen being those (each
-    process interned its own; 100,000 files should hold each server once)."""
-    servers, body = pickle.loads(data)
-    shared = [pool.setdefault(server, server) for server in servers]
-    states: list[tuple[str, LoadedFile]] = _ServerUnpickler(body, shared).load()
-    return states
+    return dumps_shared(states, list(pool.values()))
 
 
 def _read_in_processes(
@@ -302,5 +269,6 @@ def _read_in_processes(
         futures = [executor.submit(_read_chunk, chunk, limits) for chunk in chunks]
         states = {path.name: _read(path, None, pool, limits)[0] for path in own}
         for future in futures:
-            states.update(_unpickled_chunk(future.result(), pool))
+            chunk: list[tuple[str, LoadedFile]] = loads_shared(future.result(), pool)
+            states.update(chunk)
     return {name: states[name] for name in sorted(states)}

@@ -28,7 +28,7 @@ from typing import Any, Generic, TypeVar
 from autoconf.errors import Problem
 from autoconf.folder import LoadedFile, folder_mark, scan_folder
 from autoconf.machine import available_cpus
-from autoconf.model import CATCH_ALL, WILDCARD_PREFIX, Provider
+from autoconf.model import Provider
 from autoconf.ownership import EMPTY, GRACE_SECONDS, FolderResult, resolve
 from autoconf.reading import Limits
 from autoconf.snapshot import EMPTY_SNAPSHOT, Snapshot, build_snapshot
@@ -263,7 +263,7 @@ def _differences(
             # A long list that gained or lost a few lines, answered alike otherwise:
             # the few that differ, and whether the service had them.
             for domain in _few_differing(was.domains, now.domains):
-                served_before, served_now = _serves(old, domain), _serves(new, domain)
+                served_before, served_now = old.serves(domain), new.serves(domain)
                 if served_now and not served_before:
                     added.add(domain)
                 elif served_before and not served_now:
@@ -292,11 +292,3 @@ def _few_differing(was: tuple[str, ...], now: tuple[str, ...]) -> set[str]:
     if len(now) - len(new) != len(old):  # some of the old domains are gone
         new |= old.difference(now)
     return new
-
-
-def _serves(snapshot: Snapshot[Any], pattern: str) -> bool:
-    if pattern == CATCH_ALL:
-        return snapshot.catch_all is not None
-    if pattern.startswith(WILDCARD_PREFIX):
-        return pattern[len(WILDCARD_PREFIX) :] in snapshot.wildcards
-    return pattern in snapshot.exact

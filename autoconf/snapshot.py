@@ -51,6 +51,14 @@ class Snapshot(Generic[T]):
     def domain_count(self) -> int:
         return len(self.exact) + len(self.wildcards) + (1 if self.catch_all else 0)
 
+    def serves(self, pattern: str) -> bool:
+        """Whether this domain or pattern (``*.example.com``, ``*``) is served as written."""
+        if pattern == CATCH_ALL:
+            return self.catch_all is not None
+        if pattern.startswith(WILDCARD_PREFIX):
+            return pattern[len(WILDCARD_PREFIX) :] in self.wildcards
+        return pattern in self.exact
+
     def patterns(self) -> set[str]:
         """Every domain and pattern served (``*.example.com``, ``*``)."""
         found = set(self.exact)
