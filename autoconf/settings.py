@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from autoconf.reading import MAX_DOMAINS, MAX_FILE_BYTES, MAX_LIST_BYTES, Limits
+from autoconf.resolver import Nameserver
 
 LOG_ADDRESS_MODES = ("redact", "hash", "full")
 PREFIX = "AUTOCONF_"
@@ -56,6 +57,8 @@ class Settings:
     max_file_bytes: int = MAX_FILE_BYTES
     max_list_bytes: int = MAX_LIST_BYTES
     max_domains: int = MAX_DOMAINS
+    # The DNS server lookups ask (/tls/allowed, dns --check); None: /etc/resolv.conf.
+    resolver: Nameserver | None = None
 
     def limits(self) -> Limits:
         return Limits.for_folder(
@@ -218,6 +221,12 @@ OPTIONS = (
         "max_domains",
         _number(1, 10**9, "a number of domains", whole=True),
         "The domains one file may list.",
+    ),
+    Option(
+        "resolver",
+        Nameserver.parse,
+        "The DNS server to ask (IP or IP:PORT); default /etc/resolv.conf.",
+        "--resolver",
     ),
 )
 OPTION = {option.field: option for option in OPTIONS}
