@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from functools import partial
 from typing import Any
 
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -20,9 +21,11 @@ from autoconf.endpoints import router
 from autoconf.metrics import MeteredRegistry, Metrics
 from autoconf.pipeline import Environ, Pipeline, Service, StartResponse, WSGIApp
 from autoconf.registry import Changes
+from autoconf.resolver import lookup
 from autoconf.settings import Settings
 from autoconf.signing import load_signer
 from autoconf.state import StateFolder
+from autoconf.tls_ask import TlsPermission
 from autoconf.watch import Watcher, log_problems
 
 log = logging.getLogger("autoconf")
@@ -82,7 +85,8 @@ def create_app(
     if signer is not None:
         log.info("signing Apple profiles as %s", signer.subject)
     watcher = Watcher(registry, settings.reload_seconds)
-    return Application(Service(settings, registry, signer), watcher, metrics)
+    tls = TlsPermission(partial(lookup, nameserver=settings.resolver))
+    return Application(Service(settings, registry, signer, tls), watcher, metrics)
 
 
 def _report_start(settings: Settings, changes: Changes, registry: MeteredRegistry[Any]) -> None:

@@ -244,6 +244,13 @@ def is_public_suffix(domain: str) -> bool:
     return _public_suffixes().is_public(domain)
 
 
+def registered_domain(domain: str) -> str | None:
+    """The registered domain of a normalised name (``hoster.example`` of
+    ``mx1.hoster.example``, ``b.co.uk`` of ``a.b.co.uk``); None for a public suffix."""
+    found: str | None = _public_suffixes().privatesuffix(domain)
+    return found
+
+
 @lru_cache(maxsize=1)
 def _public_suffixes() -> PublicSuffixList:
     return PublicSuffixList()

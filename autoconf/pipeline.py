@@ -36,6 +36,7 @@ from autoconf.registry import Registry
 from autoconf.render import Documents
 from autoconf.settings import Settings
 from autoconf.signing import Signer
+from autoconf.tls_ask import TlsPermission
 
 TEXT = "text/plain; charset=utf-8"
 
@@ -71,6 +72,7 @@ class Service:
     settings: Settings
     registry: Registry[Documents]
     signer: Signer | None = None
+    tls: TlsPermission | None = None  # /tls/allowed's verdicts (None: it answers 404)
 
 
 @dataclass(frozen=True, slots=True)

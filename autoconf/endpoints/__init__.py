@@ -8,7 +8,7 @@ writes its paths (in any letter case, the v2 form with the address in the path).
 from __future__ import annotations
 
 from autoconf.endpoints.clients import AUTOCONFIG, JSON_ENDPOINT, MOBILECONFIG, POX
-from autoconf.endpoints.operator import HEALTHZ, metrics_endpoint
+from autoconf.endpoints.operator import HEALTHZ, TLS_ALLOWED, metrics_endpoint
 from autoconf.endpoints.page import PAGE, STYLE
 from autoconf.metrics import Metrics
 from autoconf.pipeline import Endpoint, Route
@@ -35,6 +35,7 @@ def router(metrics: Metrics) -> Route:
         "/static/page.css": STYLE,
         "/healthz": HEALTHZ,
         "/metrics": metrics_endpoint(metrics),
+        "/tls/allowed": TLS_ALLOWED,
     }
 
     def route(path: str) -> tuple[Endpoint, str] | None:

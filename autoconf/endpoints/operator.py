@@ -1,9 +1,12 @@
-"""The operator's endpoints (docs/http.md): ``/healthz`` and ``/metrics``.
+"""The operator's endpoints (docs/http.md): ``/healthz``, ``/metrics`` and
+``/tls/allowed``.
 
 ``/healthz`` tells anyone (a load balancer, a probe from outside) the status and
 counts; file names, paths and error texts only the operator on the machine
 itself. ``/metrics`` is for the operator's Prometheus, and for nothing that came
-through a reverse proxy.
+through a reverse proxy. ``/tls/allowed?domain=NAME`` is for the TLS front on
+the same machine (Caddy's on-demand ``ask``), and only for it
+(:mod:`autoconf.tls_ask`).
 """
 
 from __future__ import annotations
@@ -12,11 +15,13 @@ import ipaddress
 import json
 from datetime import UTC, datetime
 
+from autoconf.address import InvalidDomain
 from autoconf.endpoints.clients import JSON
-from autoconf.errors import NotFound
+from autoconf.errors import BadRequest, NotFound
 from autoconf.metrics import Metrics
 from autoconf.pipeline import (
     NO_SUCH_PATH,
+    TEXT,
     Answer,
     Endpoint,
     Environ,
@@ -95,3 +100,22 @@ def metrics_endpoint(metrics: Metrics) -> Endpoint:
 
 
 HEALTHZ = Endpoint("healthz", ("GET", "HEAD"), healthz_view)
+
+
+def tls_allowed_view(service: Service, request: Request) -> Answer:
+    """200 when the name may have a certificate, 403 (or 429: ask later) when not;
+    the reason as one line. Only the operator's machine asks (:func:`is_operator`)."""
+    if service.tls is None or not is_operator(request.environ):
+        raise NotFound(NO_SUCH_PATH)
+    name = request.arg("domain")
+    if not name:
+        raise BadRequest("give the name as ?domain=NAME")
+    try:
+        verdict = service.tls.verdict(name, service.registry.snapshot, service.settings.public_host)
+    except InvalidDomain as exc:
+        raise BadRequest(f"{name[:100]!r} is not a host name: {exc}") from None
+    word = "allowed" if verdict.allowed else "refused"
+    return Answer(verdict.status, TEXT, f"{word}: {verdict.reason}\n".encode())
+
+
+TLS_ALLOWED = Endpoint("tls_allowed", ("GET", "HEAD"), tls_allowed_view, text_error)
