@@ -16,6 +16,7 @@ from autoconf.app import Application
 from autoconf.resolver import LookupFailed
 from autoconf.tls_ask import CHECKS_BURST, TlsPermission
 
+
 def domain_file(domains: str, imap_host: str = "imap.hoster.example") -> str:
     return f"""domains: {domains}
 incoming:
