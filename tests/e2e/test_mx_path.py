@@ -47,6 +47,7 @@ from tests.e2e.nginx import Nginx, start_nginx
 from tests.e2e.processes import Started, free_port, start_service
 from tests.e2e.test_thunderbird import assert_same, expected, servers
 from tests.e2e.thunderbird import Thunderbird, start_thunderbird
+from tests.helpers import wait_for
 
 MX_DOMAINS_DIR = Path(__file__).resolve().parents[1] / "data" / "mx"
 HOSTER = "hoster.test"
@@ -72,6 +73,7 @@ PREFS = {"mail.setup.loglevel": "All", "devtools.console.stdout.chrome": True}
 # A failed lookup fails in milliseconds here (refused, a TLS failure, NXDOMAIN);
 # one that waited for a timeout (the ISPDB's is 10 s, FetchHTTP's 5 s) would not.
 FAST = 4.0
+LOG_WAIT = 10.0
 
 
 @dataclass
@@ -132,6 +134,13 @@ def asked_with(email: str) -> str:
     return f'{HOSTER_AUTOCONFIG} {HOSTER_AUTOCONFIG} "{target}" 200'
 
 
+def appears(read: Callable[[], str], since: int, wanted: Callable[[str], bool], what: str) -> str:
+    """What ``read()`` has gained past ``since`` once ``wanted`` holds of it: the
+    logs are written by other processes, a moment after they answered."""
+    wait_for(lambda: wanted(read()[since:]), LOG_WAIT, what)
+    return read()[since:]
+
+
 @pytest.mark.parametrize("email", CUSTOMERS)
 def test_account_hub_ends_with_the_yaml_account_through_mx(world: World, email: str) -> None:
     before = len(world.hosts_log())
@@ -146,7 +155,8 @@ def test_account_hub_ends_with_the_yaml_account_through_mx(world: World, email: 
     assert_same(servers(config, "incoming"), want["incoming"])
     assert_same(servers(config, "outgoing"), want["outgoing"])
     # The one request that reached nginx: the hoster's name, the customer's address.
-    assert world.hosts_log()[before:].splitlines() == [asked_with(email)]
+    logged = appears(world.hosts_log, before, bool, "the request in nginx's hosts.log")
+    assert logged.splitlines() == [asked_with(email)]
     assert took < FAST, f"the search took {took:.1f} s: something waited for a timeout"
 
 
@@ -156,21 +166,34 @@ def test_mx_lookup_is_thunderbirds_own_through_resolv_conf(world: World, email: 
     not answer it), Thunderbird takes the MX host's base domain, and the service
     answers the customer's address behind the hoster's name."""
     domain = email.split("@", 1)[1]
-    asked, logged = len(world.dnsmasq.queries()), len(world.thunderbird.started.log_text())
+    queries, thunderbird_log = world.dnsmasq.started.log_text, world.thunderbird.started.log_text
+    marks = [len(read()) for read in (queries, thunderbird_log, world.hosts_log)]
+    served_before = len(world.service.log_text())
     answer, _ = timed(world.thunderbird.fetch_config, "forMX", email)
     assert "error" not in answer, answer
     want = expected("customer.yaml", email, MX_DOMAINS_DIR)
     assert_same(servers(answer["config"], "incoming"), want["incoming"])
     assert_same(servers(answer["config"], "outgoing"), want["outgoing"])
-    assert world.dnsmasq.queries()[asked:] == [("MX", domain)]
+    appears(queries, marks[0], lambda t: f"query[MX] {domain} from" in t, "the MX query")
     # Thunderbird's own account of it (gAccountSetupLogger, at level All).
-    log = world.thunderbird.started.log_text()[logged:]
-    assert f'"base domain" "{HOSTER}" "for" "{MX[domain]}"' in log
-    requested = re.findall(r'"Requesting" (https?://[^/]+/)', log)
-    assert requested == ASKED_AFTER_MX[domain]
+    base = f'"base domain" "{HOSTER}" "for" "{MX[domain]}"'
+    asked = ASKED_AFTER_MX[domain]
+
+    def requested(text: str) -> list[str]:
+        return re.findall(r'"Requesting" (https?://[^/]+/)', text)
+
+    log = appears(
+        thunderbird_log,
+        marks[1],
+        lambda t: base in t and len(requested(t)) >= len(asked),
+        "the base domain and the requests after it",
+    )
+    assert requested(log) == asked
+    logged = appears(world.hosts_log, marks[2], bool, "the request in nginx's hosts.log")
+    assert logged.splitlines() == [asked_with(email)]
     # The service saw the customer's domain (its log hides the local part).
-    service_log = world.service.log_text()
-    assert f"/mail/config-v1.1.xml?emailaddress=***@{domain}" in service_log
+    line = f"/mail/config-v1.1.xml?emailaddress=***@{domain}"
+    appears(world.service.log_text, served_before, lambda t: line in t, "the service's line")
 
 
 @pytest.mark.parametrize("lookup", ["fromISP", "fromDB"])
