@@ -3,8 +3,8 @@
 Nothing answers at the customer's own names: nginx holds one certificate, for
 autoconfig.hoster.test, so every https:// URL of customer.test fails its TLS
 handshake; Thunderbird's port 80 leads to a port where nothing listens, so its
-http:// fallback is refused at once; the ISPDB (autoconfig.thunderbird.net,
-forced to 127.0.0.1:443 like every name) fails on the certificate too. The
+http:// fallback is refused at once; the ISPDB (live.thunderbird.net, forced
+to 127.0.0.1:443 like every name) fails on the certificate too. The
 customer's MX record points at mx1.hoster.test; Thunderbird takes its base
 domain and asks https://autoconfig.hoster.test/mail/config-v1.1.xml with the
 customer's address, and the service answers for the address, not for the Host
@@ -13,8 +13,9 @@ customer's address, and the service answers for the address, not for the Host
 How Thunderbird looks the MX up (FetchConfig.sys.mjs: getMX, DNS.sys.mjs and
 DNS.worker.mjs): ``res_search`` of the C library's libresolv, through ctypes in a
 worker, so it reads /etc/resolv.conf and network.dns.forceResolve (which only
-Necko's HTTP and TLS connections obey) has no say. So the test gives Thunderbird
-a resolver without touching the machine's:
+Necko's HTTP and TLS connections obey) has no say: without the resolv.conf
+below, Thunderbird finds nothing. So the test gives Thunderbird a resolver
+without touching the machine's:
 
 - one network namespace (tests/e2e/namespace.py), with only ``lo``: the test's
   thread steps into it while it starts dnsmasq (on 127.0.0.1:53, answering the
