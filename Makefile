@@ -6,12 +6,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 BIND ?= 127.0.0.1:8080
 
-# Real programs the end-to-end tests drive: Debian's nginx, Thunderbird 153,
-# certutil (for Thunderbird's certificate store), Dovecot (for probe),
-# Chromium (for the page), Caddy and Pebble (certificates on demand from an
-# ACME test CA), installed when missing.
+# Real programs the end-to-end tests drive, from Debian, installed when one of
+# DEBIAN_PROGRAMS is missing: nginx, Thunderbird 153, certutil (Thunderbird's
+# certificate store), Dovecot (probe), Chromium (the page), Caddy and Pebble
+# (certificates on demand from an ACME test CA), dnsmasq (private name servers).
 DEBIAN_PACKAGES := nginx thunderbird libnss3-tools dovecot-imapd dovecot-pop3d chromium \
-	caddy pebble
+	caddy pebble dnsmasq
+DEBIAN_PROGRAMS := /usr/sbin/nginx /usr/lib/thunderbird/thunderbird-bin /usr/bin/certutil \
+	/usr/sbin/dovecot /usr/bin/chromium /usr/bin/caddy /usr/bin/pebble /usr/sbin/dnsmasq
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test fast lint typecheck unit check clean debian-packages
@@ -37,9 +39,8 @@ typecheck: $(STAMP)
 	$(BIN)/mypy --strict autoconf
 
 debian-packages:
-	@if ! test -x /usr/sbin/nginx || ! test -x /usr/bin/certutil \
-	    || ! test -x /usr/lib/thunderbird/thunderbird-bin || ! test -x /usr/sbin/dovecot \
-	    || ! test -x /usr/bin/chromium || ! test -x /usr/bin/caddy || ! test -x /usr/bin/pebble; then \
+	@missing=; for program in $(DEBIAN_PROGRAMS); do test -x $$program || missing=1; done; \
+	if test -n "$$missing"; then \
 	  echo "Installing $(DEBIAN_PACKAGES) from Debian"; \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \

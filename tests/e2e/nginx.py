@@ -67,11 +67,26 @@ class Nginx:
         self.started.stop()
 
 
-def start_nginx(workdir: Path, upstream_port: int, domains: Sequence[str]) -> Nginx:
-    """nginx with a certificate for each domain and its autoconfig./autodiscover. names."""
+# The test's own log beside the site's (which shows no host and no query, as
+# deployed): the name the client asked for (SNI), its Host and the whole target.
+HOSTS_LOG_FORMAT = "log_format test_hosts '$ssl_server_name $http_host \"$request_uri\" $status';"
+
+
+def start_nginx(
+    workdir: Path,
+    upstream_port: int,
+    domains: Sequence[str],
+    cert_names: Sequence[str] | None = None,
+    hosts_log: bool = False,
+) -> Nginx:
+    """nginx with a certificate for each domain and its autoconfig./autodiscover. names
+    (or, given ``cert_names``, for those names alone). With ``hosts_log``, every
+    request is also logged to hosts.log in HOSTS_LOG_FORMAT, address and all."""
     workdir.mkdir(parents=True, exist_ok=True)
     ca = trustme.CA()
-    names = [f"{prefix}{d}" for d in domains for prefix in ("", "autoconfig.", "autodiscover.")]
+    names = cert_names or [
+        f"{prefix}{d}" for d in domains for prefix in ("", "autoconfig.", "autodiscover.")
+    ]
     server_cert = ca.issue_cert(*names)
     cert, key, ca_file = workdir / "fullchain.pem", workdir / "privkey.pem", workdir / "ca.pem"
     server_cert.cert_chain_pems[0].write_to_path(str(cert))
@@ -84,19 +99,23 @@ def start_nginx(workdir: Path, upstream_port: int, domains: Sequence[str]) -> Ng
     shutil.copy(DEPLOY / "mail-autoconf-proxy.conf", snippet)
     http_port, https_port = free_port(), free_port()
     site = workdir / "mail-autoconf.conf"
-    site.write_text(
-        site_config(
-            http_port=http_port,
-            https_port=https_port,
-            upstream_port=upstream_port,
-            cert=cert,
-            key=key,
-            snippet=snippet,
-            bare_domains=domains,
-            logs=workdir,
-        ),
-        encoding="utf-8",
+    site_text = site_config(
+        http_port=http_port,
+        https_port=https_port,
+        upstream_port=upstream_port,
+        cert=cert,
+        key=key,
+        snippet=snippet,
+        bare_domains=domains,
+        logs=workdir,
     )
+    if hosts_log:
+        site_log = f"access_log {workdir / 'site-access.log'} mail_autoconf;"
+        assert site_text.count(site_log) == 4, "each of the four servers logs its requests"
+        site_text = site_text.replace(
+            site_log, f"{site_log}\n    access_log {workdir / 'hosts.log'} test_hosts;"
+        )
+    site.write_text(site_text, encoding="utf-8")
     temp = workdir / "temp"
     temp.mkdir(exist_ok=True)
     temp.chmod(0o777)  # nginx's workers drop root and still write their buffers here
@@ -111,6 +130,7 @@ error_log {workdir}/error.log info;
 events {{ worker_connections 1024; }}
 http {{
     access_log {workdir}/access.log;
+    {HOSTS_LOG_FORMAT}
     client_body_temp_path {temp}/body;
     proxy_temp_path {temp}/proxy;
     fastcgi_temp_path {temp}/fastcgi;

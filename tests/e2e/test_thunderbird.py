@@ -40,14 +40,16 @@ CASES = [
 CASE_IDS = [f"{case}-{file.removesuffix('.yaml')}" for case, file, _ in CASES]
 
 
-def expected(file: str, email: str) -> dict[str, list[dict[str, Any]]]:
-    """What the domain file says a client gets, worked out from the YAML alone.
+def expected(
+    file: str, email: str, folder: Path = CLIENT_DOMAINS_DIR
+) -> dict[str, list[dict[str, Any]]]:
+    """What the domain file (in ``folder``) says a client gets, worked out from the YAML alone.
 
     The plaintext rule drops cleartext servers beside TLS ones; placeholders are
     filled as docs/domain-files.md says: the local part as typed, the domain in
     its lower-case A-label form.
     """
-    data = yaml.safe_load((CLIENT_DOMAINS_DIR / file).read_text(encoding="utf-8"))
+    data = yaml.safe_load((folder / file).read_text(encoding="utf-8"))
     local, domain = email.rsplit("@", 1)
     domain = idna.encode(domain.lower(), uts46=True).decode("ascii")
     values = {

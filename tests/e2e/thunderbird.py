@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,25 @@ const [domain, email, password, resolve] = arguments;
 })();
 """
 )
+# One of the account hub's lookups alone: FetchConfig.fromISP (the domain's own
+# autoconfig URLs), fromDB (the ISPDB) or forMX (the MX host's base domain).
+_FETCH_CONFIG = (
+    _DESCRIBE
+    + r"""
+const [lookup, domain, email, resolve] = arguments;
+(async () => {
+  try {
+    const { FetchConfig } = ChromeUtils.importESModule(
+      "resource:///modules/accountcreation/FetchConfig.sys.mjs");
+    const signal = new AbortController().signal;
+    const args = lookup === "fromDB" ? [domain, signal] : [domain, email, signal];
+    resolve({ config: describe(await FetchConfig[lookup](...args)) });
+  } catch (e) {
+    resolve({ error: String(e), errors: (e.errors || []).map(String) });
+  }
+})();
+"""
+)
 # A new port mapping, and no connection kept from the old one: going offline
 # and back closes every open socket.
 _MAP_PORTS = r"""
@@ -98,7 +118,9 @@ Services.io.offline = false;
 """
 
 
-def _user_js(marionette_port: int, http_port: int, https_port: int) -> str:
+def _user_js(
+    marionette_port: int, http_port: int, https_port: int, extra: Mapping[str, Any]
+) -> str:
     prefs: dict[str, Any] = {
         "marionette.port": marionette_port,
         # Every name is 127.0.0.1; 80 and 443 go to the test's nginx. Host
@@ -112,6 +134,7 @@ def _user_js(marionette_port: int, http_port: int, https_port: int) -> str:
         "toolkit.telemetry.enabled": False,
         "app.update.enabled": False,
         "extensions.update.enabled": False,
+        **extra,
     }
     return "".join(f"user_pref({json.dumps(k)}, {json.dumps(v)});\n" for k, v in prefs.items())
 
@@ -140,6 +163,11 @@ class Thunderbird:
         domain = email.split("@", 1)[1]
         return self._run(_EXCHANGE, domain, email, password)
 
+    def fetch_config(self, lookup: str, email: str) -> dict[str, Any]:
+        """One lookup of the account hub alone: ``fromISP``, ``fromDB`` or ``forMX``."""
+        domain = email.split("@", 1)[1]
+        return self._run(_FETCH_CONFIG, lookup, domain, email)
+
     def map_ports(self, mapping: str) -> None:
         self.client.execute_script(_MAP_PORTS, script_args=[mapping])
 
@@ -151,12 +179,23 @@ class Thunderbird:
         self.started.stop()
 
 
-def start_thunderbird(workdir: Path, ca_file: Path, http_port: int, https_port: int) -> Thunderbird:
+def start_thunderbird(
+    workdir: Path,
+    ca_file: Path,
+    http_port: int,
+    https_port: int,
+    *,
+    prefs: Mapping[str, Any] | None = None,
+    wrap: Callable[[list[str]], list[str]] | None = None,
+) -> Thunderbird:
+    """Thunderbird with a new profile; ``prefs`` are added to its user.js, and
+    ``wrap`` turns its command line into the one started (which must exec it,
+    keeping its PID)."""
     profile = workdir / "profile"
     profile.mkdir(parents=True)
     marionette_port = free_port()
     (profile / "user.js").write_text(
-        _user_js(marionette_port, http_port, https_port), encoding="utf-8"
+        _user_js(marionette_port, http_port, https_port, prefs or {}), encoding="utf-8"
     )
     # The profile's own certificate store trusts the test CA, and nothing else new.
     subprocess.run(["certutil", "-N", "-d", f"sql:{profile}", "--empty-password"], check=True)
@@ -191,6 +230,8 @@ def start_thunderbird(workdir: Path, ca_file: Path, http_port: int, https_port: 
         "--profile",
         str(profile),
     ]
+    if wrap is not None:
+        command = wrap(command)
     started = start(command, workdir / "thunderbird.log", cwd=workdir, env=env)
     wait_until(lambda: port_open(marionette_port), started, "Thunderbird's Marionette")
     client = Marionette(host="127.0.0.1", port=marionette_port)
