@@ -7,9 +7,10 @@ STAMP := $(VENV)/.installed-stamp
 BIND ?= 127.0.0.1:8080
 
 # Real programs the end-to-end tests drive: Debian's nginx, Thunderbird 153,
-# certutil (for Thunderbird's certificate store), Dovecot (for probe) and
-# Chromium (for the page), installed when missing.
-DEBIAN_PACKAGES := nginx thunderbird libnss3-tools dovecot-imapd dovecot-pop3d chromium
+# certutil (for Thunderbird's certificate store), Dovecot (for probe), Chromium
+# (for the page) and promtool (for deploy/prometheus/alerts.yml; Debian ships it
+# in `prometheus`), installed when missing.
+DEBIAN_PACKAGES := nginx thunderbird libnss3-tools dovecot-imapd dovecot-pop3d chromium prometheus
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test fast lint typecheck unit check clean debian-packages
@@ -34,14 +35,24 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict autoconf
 
+# Installing `prometheus` starts Debian's Prometheus service (on :9090, scraping
+# itself); the tests use only promtool. When this target installed the package,
+# it stops that service and keeps it from starting at boot; a Prometheus that was
+# installed before is left alone.
 debian-packages:
 	@if ! test -x /usr/sbin/nginx || ! test -x /usr/bin/certutil \
 	    || ! test -x /usr/lib/thunderbird/thunderbird-bin || ! test -x /usr/sbin/dovecot \
-	    || ! test -x /usr/bin/chromium; then \
+	    || ! test -x /usr/bin/chromium || ! test -x /usr/bin/promtool; then \
+	  had_prometheus=$$(test -x /usr/bin/prometheus && echo yes); \
 	  echo "Installing $(DEBIAN_PACKAGES) from Debian"; \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
-	    $(DEBIAN_PACKAGES) >/dev/null; \
+	    $(DEBIAN_PACKAGES) >/dev/null || exit 1; \
+	  if [ -z "$$had_prometheus" ] && [ -d /run/systemd/system ]; then \
+	    $(SUDO) systemctl disable --now prometheus.service >/dev/null 2>&1 || true; \
+	  elif [ -z "$$had_prometheus" ]; then \
+	    $(SUDO) invoke-rc.d prometheus stop >/dev/null 2>&1 || true; \
+	  fi; \
 	fi
 
 # TEST_FULL_LENGTH=1: the long runs (tests/e2e/test_reload_under_load.py for 20 s).
