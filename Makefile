@@ -9,11 +9,13 @@ BIND ?= 127.0.0.1:8080
 # Real programs the end-to-end tests drive, from Debian, installed when one of
 # DEBIAN_PROGRAMS is missing: nginx, Thunderbird 153, certutil (Thunderbird's
 # certificate store), Dovecot (probe), Chromium (the page), Caddy and Pebble
-# (certificates on demand from an ACME test CA), dnsmasq (private name servers).
+# (certificates on demand from an ACME test CA), dnsmasq (private name servers),
+# promtool (deploy/prometheus/alerts.yml; Debian ships it in `prometheus`).
 DEBIAN_PACKAGES := nginx thunderbird libnss3-tools dovecot-imapd dovecot-pop3d chromium \
-	caddy pebble dnsmasq
+	caddy pebble dnsmasq prometheus
 DEBIAN_PROGRAMS := /usr/sbin/nginx /usr/lib/thunderbird/thunderbird-bin /usr/bin/certutil \
-	/usr/sbin/dovecot /usr/bin/chromium /usr/bin/caddy /usr/bin/pebble /usr/sbin/dnsmasq
+	/usr/sbin/dovecot /usr/bin/chromium /usr/bin/caddy /usr/bin/pebble /usr/sbin/dnsmasq \
+	/usr/bin/promtool
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test fast lint typecheck unit check clean debian-packages
@@ -38,13 +40,23 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict autoconf
 
+# Installing `prometheus` starts Debian's Prometheus service (on :9090, scraping
+# itself); the tests use only promtool. When this target installed the package,
+# it stops that service and keeps it from starting at boot; a Prometheus that was
+# installed before is left alone.
 debian-packages:
 	@missing=; for program in $(DEBIAN_PROGRAMS); do test -x $$program || missing=1; done; \
 	if test -n "$$missing"; then \
+	  had_prometheus=$$(test -x /usr/bin/prometheus && echo yes); \
 	  echo "Installing $(DEBIAN_PACKAGES) from Debian"; \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
-	    $(DEBIAN_PACKAGES) >/dev/null; \
+	    $(DEBIAN_PACKAGES) >/dev/null || exit 1; \
+	  if [ -z "$$had_prometheus" ] && [ -d /run/systemd/system ]; then \
+	    $(SUDO) systemctl disable --now prometheus.service >/dev/null 2>&1 || true; \
+	  elif [ -z "$$had_prometheus" ]; then \
+	    $(SUDO) invoke-rc.d prometheus stop >/dev/null 2>&1 || true; \
+	  fi; \
 	fi
 
 # TEST_FULL_LENGTH=1: the long runs (tests/e2e/test_reload_under_load.py for 20 s).

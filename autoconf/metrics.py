@@ -1,5 +1,6 @@
-"""The service's metrics: requests by endpoint and status, reloads, domains live
-(``GET /metrics``, docs/http.md).
+"""The service's metrics: requests by endpoint and status, reloads, domains live,
+broken files, contested domains, and whether ``/healthz`` says degraded
+(``GET /metrics``, docs/http.md; the alert rules of deploy/prometheus/alerts.yml).
 
 Under gunicorn every worker is a process with numbers of its own. prometheus_client's
 multiprocess mode keeps each process's numbers in a file in PROMETHEUS_MULTIPROC_DIR
@@ -29,6 +30,15 @@ RELOAD_OUTCOMES = ("changed", "unchanged", "held", "failed")
 # Requests that matched no route are counted under this name, never under their
 # path: paths are the asker's to choose, and every new label value is a new series.
 UNKNOWN_ENDPOINT = "unknown"
+OK, DEGRADED = "ok", "degraded"
+
+
+def health_status(snapshot: Snapshot[Any], held_back: str) -> str:
+    """The status ``/healthz`` tells and ``autoconf_degraded`` counts: ``degraded``
+    when a file is broken, a domain contested, a missing file held for its grace, a
+    reload held back (``held_back``: the registry's reason), or nothing is served."""
+    problems = snapshot.broken or snapshot.contests or snapshot.held or held_back
+    return DEGRADED if problems or not snapshot.entries else OK
 
 
 def prepare_folder(environ: MutableMapping[str, str]) -> Path | None:
@@ -96,15 +106,35 @@ class Metrics:
             registry=self.registry,
             multiprocess_mode="livemostrecent",
         )
+        self.contested = Gauge(
+            "autoconf_contested_domains",
+            "Domains that more than one file claims (served by the file that had them "
+            "first, or by none)",
+            registry=self.registry,
+            multiprocess_mode="livemostrecent",
+        )
+        # Set with the others on each reload, which is when what /healthz decides on
+        # changes: /healthz and this gauge read the same health_status.
+        self.degraded = Gauge(
+            "autoconf_degraded",
+            "1 when /healthz says degraded (a broken file, a contested domain, a missing "
+            "file held for its grace, a reload held back, or nothing served), else 0",
+            registry=self.registry,
+            multiprocess_mode="livemostrecent",
+        )
         self._children: dict[tuple[str | None, int], Any] = {}
         for outcome in RELOAD_OUTCOMES:  # shown from the start, at 0
             self.reloads.labels(outcome)
 
-    def reloaded(self, snapshot: Snapshot[Any], changes: Changes) -> None:
+    def reloaded(self, snapshot: Snapshot[Any], changes: Changes, held_back: str) -> None:
+        """After a reload: ``snapshot`` serves, ``held_back`` is why a newer outcome
+        does not ("" when none is held back)."""
         outcome = "held" if changes.held_back else "changed" if changes else "unchanged"
         self.reloads.labels(outcome).inc()
         self.domains.set(snapshot.domain_count)
         self.broken.set(len(snapshot.broken))
+        self.contested.set(len(snapshot.contests))
+        self.degraded.set(1 if health_status(snapshot, held_back) == DEGRADED else 0)
 
     def count(self, endpoint: str | None, status: int) -> None:
         # The labelled child is looked up once per (endpoint, status): labels()
@@ -144,5 +174,5 @@ class MeteredRegistry(Registry[T]):
         except Exception:
             self.metrics.reloads.labels("failed").inc()
             raise
-        self.metrics.reloaded(self.snapshot, changes)
+        self.metrics.reloaded(self.snapshot, changes, self.held_back)
         return changes

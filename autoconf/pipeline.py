@@ -252,6 +252,11 @@ class Pipeline:
                 answer = endpoint.view(self.service, request)
             except RequestError as exc:
                 answer = endpoint.error(exc, request)
+            except Exception:
+                # A bug: gunicorn logs it and answers 500. Counted, so that /metrics
+                # (and the 5xx alert of deploy/prometheus/alerts.yml) sees it.
+                self.count(endpoint.name, 500)
+                raise
         elif method == "OPTIONS":
             answer = Answer(200, TEXT, b"", (("Allow", endpoint.allow),))
         else:  # RFC 9110: a 405 names the methods that are allowed

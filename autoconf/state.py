@@ -130,6 +130,11 @@ class StateFolder:
             return None
         meta = self._read("meta")
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            if isinstance(meta, dict):  # an upgrade (or a downgrade) says so in the log
+                log.warning(
+                    "state %s: written by another release; starting afresh (a first start)",
+                    self.path,
+                )
             return None
         states: dict[str, LoadedFile] = {}
         serving: dict[str, Provider] = {}

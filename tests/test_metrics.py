@@ -58,6 +58,7 @@ def test_the_answer_is_prometheus_text(client: Client) -> None:
     families = {f.name: f for f in text_string_to_metric_families(answer.text)}
     assert {"autoconf_requests", "autoconf_reloads"} <= families.keys()
     assert {"autoconf_domains_live", "autoconf_broken_files"} <= families.keys()
+    assert {"autoconf_contested_domains", "autoconf_degraded"} <= families.keys()
     assert all(f.documentation for f in families.values())
 
 
@@ -126,6 +127,39 @@ def test_reloads_by_outcome_and_the_gauges(served: tuple[Application, Path]) -> 
     assert reloads(samples, "failed") == 1
     assert gauge(samples, "autoconf_domains_live") == 3
     assert client.get("/mail/config-v1.1.xml?emailaddress=x@b.example").status_code == 200
+
+
+def test_the_degraded_gauge_says_what_healthz_says(
+    make_app: Callable[..., Application], tmp_path: Path
+) -> None:
+    """Contested, held back, then fixed: autoconf_degraded and /healthz's status agree
+    after every reload (they read one function), and the contest is counted."""
+    app = make_app({"a.yaml": provider_yaml("a.example")}, reload_seconds=0, grace_seconds=0)
+    folder, client, registry = tmp_path / "served", app.test_client(), app.service.registry
+
+    def seen() -> tuple[str, float, float]:
+        samples = scrape(client)
+        status = client.get("/healthz").json["status"]
+        return (
+            status,
+            gauge(samples, "autoconf_degraded"),
+            gauge(samples, "autoconf_contested_domains"),
+        )
+
+    assert seen() == ("ok", 0, 0)
+    write(folder / "b.yaml", provider_yaml("a.example"))  # a second claim on a.example
+    registry.reload()
+    assert seen() == ("degraded", 1, 1)
+    (folder / "b.yaml").unlink()
+    registry.reload()
+    assert seen() == ("ok", 0, 0)
+    (folder / "a.yaml").unlink()  # nothing would be served: held back, a.example serves on
+    registry.reload()
+    assert registry.held_back and registry.snapshot.domain_count == 1
+    assert seen() == ("degraded", 1, 0)
+    write(folder / "a.yaml", provider_yaml("a.example"))
+    registry.reload()
+    assert seen() == ("ok", 0, 0)
 
 
 def test_each_app_counts_for_itself(make_app: Callable[..., Application]) -> None:

@@ -3,7 +3,9 @@ missing file is held, an accident is held back, and a restart continues."""
 
 from __future__ import annotations
 
+import logging
 import os
+import pickle
 from pathlib import Path
 
 import pytest
@@ -178,6 +180,29 @@ def test_a_torn_state_is_a_first_start(folder: Path) -> None:
     registry = make(folder, clock)
     registry.reload()
     assert owner(registry, "alpha.test") == "alpha.example"
+
+
+def test_a_state_of_another_release_is_a_first_start(
+    folder: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What docs/deploy.md ("Upgrades") says: a new release whose kept classes
+    differ ignores the state, says so, and applies the first-start rules."""
+    clock = Clock()
+    registry = make(folder, clock)
+    registry.reload()
+    write(folder / "claim.yaml", provider("alpha.test", host="claim.example"))
+    registry.reload()
+    assert owner(registry, "alpha.test") == "alpha.example"  # the file that had it first
+    meta = folder.parent / "state" / "meta"
+    kept = pickle.loads(meta.read_bytes())
+    kept["format"] = "mail-autoconf-state-of-another-release"
+    meta.write_bytes(pickle.dumps(kept))
+    restarted = make(folder, clock)
+    with caplog.at_level(logging.WARNING, logger="autoconf"):
+        restarted.reload()
+    assert "written by another release; starting afresh" in caplog.text
+    assert owner(restarted, "alpha.test") is None  # contested with no history: served by none
+    assert owner(restarted, "zeta.test") == "zeta.example"
 
 
 @pytest.mark.parametrize("suffix", ["com", "co.uk", "example", "test", "github.io", "xn--p1ai"])

@@ -194,6 +194,21 @@ def test_refusals_are_counted_under_their_endpoint(client: Client) -> None:
     assert requests(samples, "pox", 200) == 1
 
 
+def test_a_view_that_fails_is_counted_500_and_left_to_the_server(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug in a view: gunicorn logs it and answers 500; the count says so (the 5xx
+    alert of deploy/prometheus/alerts.yml reads it)."""
+
+    def broken(*args: object) -> str:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("autoconf.endpoints.operator.health_status", broken)
+    with pytest.raises(RuntimeError, match="a bug"):
+        client.get("/healthz")
+    assert requests(scrape(client), "healthz", 500) == 1
+
+
 # ---------------------------------------------------------------------------
 # Hosts and addresses that cannot be decoded: a 400 with its reason, on every
 # path, and nothing in any log (Werkzeug's, the service's own).

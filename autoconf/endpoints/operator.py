@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from autoconf.address import InvalidDomain
 from autoconf.endpoints.clients import JSON
 from autoconf.errors import BadRequest, NotFound
-from autoconf.metrics import Metrics
+from autoconf.metrics import Metrics, health_status
 from autoconf.pipeline import (
     NO_SUCH_PATH,
     TEXT,
@@ -53,9 +53,8 @@ def is_operator(environ: Environ) -> bool:
 def healthz_view(service: Service, request: Request) -> Answer:
     registry = service.registry
     snapshot = registry.snapshot
-    problems = snapshot.broken or snapshot.contests or snapshot.held or registry.held_back
     body: dict[str, object] = {
-        "status": "degraded" if problems or not snapshot.entries else "ok",
+        "status": health_status(snapshot, registry.held_back),  # as autoconf_degraded
         "providers": len(snapshot.entries),
         "domains": snapshot.domain_count,
         "broken_files": len(snapshot.broken),
