@@ -7,9 +7,13 @@ STAMP := $(VENV)/.installed-stamp
 BIND ?= 127.0.0.1:8080
 
 # Real programs the end-to-end tests drive: Debian's nginx, Thunderbird 153,
-# certutil (for Thunderbird's certificate store), Dovecot (for probe) and
-# Chromium (for the page), installed when missing.
-DEBIAN_PACKAGES := nginx thunderbird libnss3-tools dovecot-imapd dovecot-pop3d chromium
+# certutil (for Thunderbird's certificate store), Dovecot (for probe), Chromium
+# (for the page) and dnsmasq (the DNS server of the dns --check tests), installed
+# when missing. dnsmasq-base is the program alone: the package "dnsmasq" adds a
+# system service that takes port 53 where systemd runs it; the tests start their
+# own dnsmasq on a free port of 127.0.0.1.
+DEBIAN_PACKAGES := nginx thunderbird libnss3-tools dovecot-imapd dovecot-pop3d chromium \
+    dnsmasq-base
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test fast lint typecheck unit check clean debian-packages
@@ -37,7 +41,7 @@ typecheck: $(STAMP)
 debian-packages:
 	@if ! test -x /usr/sbin/nginx || ! test -x /usr/bin/certutil \
 	    || ! test -x /usr/lib/thunderbird/thunderbird-bin || ! test -x /usr/sbin/dovecot \
-	    || ! test -x /usr/bin/chromium; then \
+	    || ! test -x /usr/bin/chromium || ! test -x /usr/sbin/dnsmasq; then \
 	  echo "Installing $(DEBIAN_PACKAGES) from Debian"; \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
