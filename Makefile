@@ -9,10 +9,11 @@ BIND ?= 127.0.0.1:8080
 # Real programs the end-to-end tests drive, from Debian, installed when one of
 # DEBIAN_PROGRAMS is missing: nginx, Thunderbird 153, certutil (Thunderbird's
 # certificate store), Dovecot (probe), Chromium (the page), Caddy and Pebble
-# (certificates on demand from an ACME test CA), dnsmasq (private name servers),
+# (certificates on demand from an ACME test CA), dnsmasq (private name servers;
+# dnsmasq-base is the program alone, without the system service of "dnsmasq"),
 # promtool (deploy/prometheus/alerts.yml; Debian ships it in `prometheus`).
 DEBIAN_PACKAGES := nginx thunderbird libnss3-tools dovecot-imapd dovecot-pop3d chromium \
-	caddy pebble dnsmasq prometheus
+	caddy pebble dnsmasq-base prometheus
 DEBIAN_PROGRAMS := /usr/sbin/nginx /usr/lib/thunderbird/thunderbird-bin /usr/bin/certutil \
 	/usr/sbin/dovecot /usr/bin/chromium /usr/bin/caddy /usr/bin/pebble /usr/sbin/dnsmasq \
 	/usr/bin/promtool

@@ -19,7 +19,7 @@ from autoconf.model import normalize_domain_pattern
 from autoconf.ownership import EMPTY, FolderResult
 from autoconf.registry import load_folder
 from autoconf.render import autodiscover
-from autoconf.render import dns as dns_records
+from autoconf.resolver import DEFAULT_TIMEOUT, Nameserver
 from autoconf.settings import OPTION, Settings, SettingsError
 from autoconf.signing import load_signer
 from autoconf.snapshot import Entry, Snapshot, build_snapshot
@@ -193,36 +193,39 @@ def render_command(address: str, fmt: str, domains: Path | None, public_host: st
 
 
 @cli.command()
-@click.argument("domain")
+@click.argument("domain", required=False)
 @setting_option("domains")
 @setting_option("public_host", "This service's host name.")
-def dns(domain: str, domains: Path | None, public_host: str | None) -> int:
-    """Print DOMAIN's DNS records as zone-file lines."""
-    settings = _settings(domains=domains, public_host=public_host)
+@click.option("--by-provider", is_flag=True, help="The whole folder in one block a domain file.")
+@click.option("--check", is_flag=True, help="Ask DNS whether the records are published.")
+@setting_option("resolver", "The DNS server --check asks (IP or IP:PORT).")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(0.1, 60),
+    default=DEFAULT_TIMEOUT,
+    show_default=True,
+    help="Seconds for each DNS lookup of --check.",
+)
+def dns(
+    domain: str | None,
+    domains: Path | None,
+    public_host: str | None,
+    by_provider: bool,
+    check: bool,
+    resolver: Nameserver | None,
+    timeout: float,
+) -> int:
+    """Print DOMAIN's DNS records as zone-file lines; without DOMAIN, every domain
+    the folder serves. --check asks DNS whether they are published."""
+    from autoconf.dns_command import dns_main
+
+    settings = _settings(domains=domains, public_host=public_host, resolver=resolver)
     settings.check()
-    text = domain.strip()
-    try:
-        pattern = normalize_domain_pattern(text)
-    except InvalidDomain as exc:
-        click.echo(f"{domain}: {exc}", err=True)
-        return Exit.USAGE
-    result, snapshot, entry = _entry(settings, pattern)
-    if pattern.startswith("*"):
-        provider = next((p for p in result.providers if pattern in p.domains), None)
-        if provider is None:
-            click.echo(f"{domain}: no domain file lists this pattern", err=True)
-            return Exit.INVALID
-        click.echo("\n".join(dns_records.pattern_explanation(pattern, provider)))
-        return Exit.OK
-    if entry is None:
-        click.echo(f"{pattern}: no domain file serves this domain", err=True)
-        return Exit.INVALID
-    lines = dns_records.zone_lines(entry.provider, pattern, settings.public_host)
-    if pattern not in entry.provider.domains:
-        via = "the catch-all" if snapshot.catch_all is entry else "a wildcard"
-        lines.insert(1, f"; {pattern} is served through {via} of {entry.provider.file}")
-    click.echo("\n".join(lines))
-    return Exit.OK
+    result = _load(settings)
+    snapshot = build_snapshot(result, lambda provider: None)
+    return dns_main(
+        settings, result, snapshot, domain, by_provider=by_provider, check=check, timeout=timeout
+    )
 
 
 @cli.command(name="import")

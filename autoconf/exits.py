@@ -9,3 +9,4 @@ class Exit(IntEnum):
     OK = 0
     INVALID = 1  # errors in domain files, a mismatch, an unknown domain, a failed check
     USAGE = 2  # a wrong argument or setting
+    NO_ANSWER = 3  # dns --check: DNS gave no answer, so whether records are published is unknown

@@ -112,3 +112,80 @@ def test_patterns_get_an_explanation(capsys: pytest.CaptureFixture[str], pattern
 def test_unknown_and_invalid_domains(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(capsys, "nowhere.example", "--domains", str(EXAMPLES))[0] == 1
     assert run(capsys, "bad_domain!", "--domains", str(EXAMPLES))[0] == 2
+
+
+# --- the whole folder --------------------------------------------------------------------
+
+
+def headers(out: str) -> list[str]:
+    return [line for line in out.splitlines() if line.startswith("; ")]
+
+
+def test_the_whole_folder_in_name_order(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ("--domains", str(EXAMPLES), "--public-host", "autoconf.hoster.example")
+    code, out, _ = run(capsys, *args)
+    assert code == 0
+    assert run(capsys, *args)[1] == out  # the same every time
+    domains = [h.split(":")[0][2:] for h in headers(out) if ": provider " in h]
+    assert domains == [
+        "example.com",
+        "example.net",
+        "example.org",
+        "shop.example",
+        "xn--mller-kva.example",
+    ]
+    z = zone(out, ".")
+    assert records(z, "SRV")["_imaps._tcp.example.net."] == ["0 0 993 imap.example.com."]
+    assert records(z, "SRV")["_imap._tcp.shop.example."] == ["0 0 143 mail.hosting.example.org."]
+    assert set(records(z, "CNAME")) == {
+        f"{name}.{domain}." for name in ("autoconfig", "autodiscover") for domain in domains
+    }
+    # The wildcard cannot be listed: said once, after the domains.
+    (note,) = [h for h in headers(out) if "*.customers.example.org" in h]
+    assert "cannot be listed" in note and "hosting.example.org.yaml" in note
+    assert out.rstrip().endswith(note)
+
+
+def test_the_whole_folder_by_provider(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "b.yaml").write_text(
+        "domains: [zz.example, aa.example, '*']\n"
+        "incoming: [{type: imap, host: imap.b.example, security: ssl}]\n"
+        "outgoing: [{type: smtp, host: smtp.b.example, security: ssl}]\n"
+    )
+    (tmp_path / "a.yaml").write_text(
+        "domains: [mm.example]\n"
+        "incoming: [{type: pop3, host: pop.a.example, security: ssl}]\n"
+        "outgoing: [{type: smtp, host: smtp.a.example, security: starttls}]\n"
+    )
+    code, out, _ = run(capsys, "--by-provider", "--domains", str(tmp_path))
+    assert code == 0
+    lines = headers(out)
+    assert "--public-host" in lines[1]  # said once, not for each domain
+    blocks = [h for h in lines if h.startswith("; ==== ")]
+    assert blocks == [
+        f"; ==== {tmp_path / 'a.yaml'}: provider mm.example, 1 domains",
+        f"; ==== {tmp_path / 'b.yaml'}: provider zz.example, 2 domains",
+    ]
+    b_block = out.split(blocks[1])[1]
+    assert b_block.index("; aa.example") < b_block.index("; zz.example")
+    assert "the catch-all: its domains cannot be listed" in b_block
+    assert records(zone(out, "."), "SRV") == {
+        "_pop3s._tcp.mm.example.": ["0 0 995 pop.a.example."],
+        "_submission._tcp.mm.example.": ["0 0 587 smtp.a.example."],
+        "_imaps._tcp.aa.example.": ["0 0 993 imap.b.example."],
+        "_submissions._tcp.aa.example.": ["0 0 465 smtp.b.example."],
+        "_imaps._tcp.zz.example.": ["0 0 993 imap.b.example."],
+        "_submissions._tcp.zz.example.": ["0 0 465 smtp.b.example."],
+    }
+
+
+def test_by_provider_takes_no_domain(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "example.com", "--by-provider", "--domains", str(EXAMPLES))
+    assert code == 2
+    assert "give no DOMAIN" in err
+
+
+def test_a_folder_that_serves_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "--domains", str(tmp_path))
+    assert code == 1
+    assert out == "" and "no domain file serves a domain" in err

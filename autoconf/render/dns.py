@@ -7,12 +7,17 @@ and the ``autoconfig``/``autodiscover`` names that must reach this service.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from autoconf.model import Provider, Security, Server, ServerType
 from autoconf.placeholders import EMAILDOMAIN, fill
 
 TTL = 3600
+NO_PUBLIC_HOST = (
+    "; give --public-host (or AUTOCONF_PUBLIC_HOST) for the autoconfig, "
+    "autodiscover and _autodiscover._tcp records"
+)
 # (type, implicit TLS) -> the RFC 6186 / RFC 8314 service label.
 SERVICES = {
     (ServerType.IMAP, True): "_imaps._tcp",
@@ -59,13 +64,26 @@ def srv_records(provider: Provider, domain: str) -> list[Record]:
     return records
 
 
+def service_names(domain: str) -> tuple[str, str]:
+    """The names Thunderbird and Outlook ask for ``domain``, which must reach this service."""
+    return f"autoconfig.{domain}", f"autodiscover.{domain}"
+
+
 def service_records(domain: str, public_host: str) -> list[Record]:
     """Where Thunderbird and Outlook find this service for ``domain``."""
     target = public_host.rstrip(".")
     records = [Record(f"_autodiscover._tcp.{domain}.", "SRV", f"0 0 443 {target}.")]
-    for name in (f"autoconfig.{domain}", f"autodiscover.{domain}"):
+    for name in service_names(domain):
         if name != target:  # a name cannot be a CNAME to itself
             records.append(Record(f"{name}.", "CNAME", f"{target}."))
+    return records
+
+
+def domain_records(provider: Provider, domain: str, public_host: str | None) -> list[Record]:
+    """Every record ``dns`` prints for ``domain``: the service's only with a public host."""
+    records = srv_records(provider, domain)
+    if public_host:
+        records += service_records(domain, public_host)
     return records
 
 
@@ -81,10 +99,7 @@ def zone_lines(provider: Provider, domain: str, public_host: str | None) -> list
             *(r.line() for r in service_records(domain, public_host)),
         ]
     else:
-        lines.append(
-            "; give --public-host (or AUTOCONF_PUBLIC_HOST) for the autoconfig, "
-            "autodiscover and _autodiscover._tcp records"
-        )
+        lines.append(NO_PUBLIC_HOST)
     return lines
 
 
@@ -98,3 +113,60 @@ def pattern_explanation(pattern: str, provider: Provider) -> list[str]:
         "; reach below an underscore label. Run `mail-autoconf dns DOMAIN` for each",
         "; concrete domain you host to print its records.",
     ]
+
+
+def pattern_note(pattern: str, provider: Provider) -> str:
+    """One line for a pattern in the whole folder's listing."""
+    what = "the catch-all" if pattern == "*" else f"the wildcard {pattern}"
+    return (
+        f"; {provider.file} serves {what}: its domains cannot be listed; "
+        "run `mail-autoconf dns DOMAIN` for each one you host"
+    )
+
+
+def served(providers: Iterable[Provider]) -> list[tuple[str, Provider]]:
+    """Every exact domain served and its provider, in name order."""
+    return sorted(
+        ((domain, provider) for provider in providers for domain in provider.concrete_domains),
+        key=lambda pair: pair[0],
+    )
+
+
+def patterns(providers: Iterable[Provider]) -> list[tuple[str, Provider]]:
+    """Every wildcard and catch-all served and its provider, in order."""
+    return sorted(
+        ((pattern, provider) for provider in providers for pattern in provider.patterns),
+        key=lambda pair: pair[0],
+    )
+
+
+def by_file(providers: Iterable[Provider]) -> list[Provider]:
+    return sorted(providers, key=lambda provider: provider.file)
+
+
+def folder_lines(
+    providers: Iterable[Provider], public_host: str | None, *, by_provider: bool
+) -> Iterator[str]:
+    """The whole folder's records, one block a domain (in name order), or one block a
+    provider (in file order) with its domains in name order; then the patterns."""
+    if not public_host:
+        yield NO_PUBLIC_HOST
+    providers = by_file(providers)
+    if by_provider:
+        for provider in providers:
+            domains = sorted(provider.concrete_domains)
+            yield ""
+            yield f"; ==== {provider.file}: provider {provider.id}, {len(domains)} domains"
+            for domain in domains:
+                yield f"; {domain}"
+                yield from (r.line() for r in domain_records(provider, domain, public_host))
+            yield from (pattern_note(p, provider) for p in sorted(provider.patterns))
+        return
+    for domain, provider in served(providers):
+        yield ""
+        yield f"; {domain}: provider {provider.id} ({provider.file})"
+        yield from (r.line() for r in domain_records(provider, domain, public_host))
+    notes = patterns(providers)
+    if notes:
+        yield ""
+    yield from (pattern_note(pattern, provider) for pattern, provider in notes)

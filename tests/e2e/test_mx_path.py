@@ -98,7 +98,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     try:
         with ExitStack() as stack:
             with namespace.inside():
-                dnsmasq = start_dnsmasq(base / "dnsmasq", MX, zone="test")
+                records = [f"--mx-host={domain},{host},10" for domain, host in MX.items()]
+                dnsmasq = start_dnsmasq(base / "dnsmasq", records, port=53)
                 stack.callback(dnsmasq.stop)
                 service, port = start_service(MX_DOMAINS_DIR, base, "--proxy-hops", "1")
                 stack.callback(service.stop)

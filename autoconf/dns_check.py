@@ -1,0 +1,266 @@
+"""``mail-autoconf dns --check``: is what ``dns`` prints published? (docs/cli.md#dns)
+
+Each record ``dns`` tells the admin to publish is asked of DNS through
+:func:`autoconf.resolver.lookup` and gets a :class:`Verdict`:
+
+- an SRV name (RFC 6186/8314, Outlook's ``_autodiscover._tcp``) is *present*
+  when DNS has the same targets and ports in the same order of priority
+  (weights and the priority numbers themselves may differ);
+- ``autoconfig.D`` and ``autodiscover.D`` are *present* when the name is a
+  CNAME of the public host, or when its addresses (A and AAAA, any CNAME
+  followed) are exactly the public host's; where the name is the public host
+  itself, when it has an address;
+- D's MX is shown (*info*), never judged: no record ``dns`` prints needs it.
+
+*missing*: DNS has no such record; *different*: it has others (both shown);
+*failed*: DNS gave no answer either way (a timeout, SERVFAIL), so nothing is
+known; *skipped*: the service's names without a public host to compare with.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from enum import Enum
+from functools import partial
+
+from autoconf.exits import Exit
+from autoconf.model import Provider
+from autoconf.render.dns import domain_records, service_names
+from autoconf.resolver import LookupFailed, Nameserver, lookup
+
+WORKERS = 8  # lookups at once: one domain's records are asked together
+
+
+class Verdict(Enum):
+    PRESENT = "present"
+    MISSING = "missing"
+    DIFFERENT = "different"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    INFO = "info"
+
+
+# What a client needs: a record missing or different fails the check.
+WRONG = (Verdict.MISSING, Verdict.DIFFERENT)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    verdict: Verdict
+    name: str  # with its final dot
+    type: str  # what is expected: "SRV", "CNAME", "A/AAAA", "MX"
+    want: str = ""  # the expected data ("0 0 993 imap.example.com.")
+    # What DNS has (present, info: with its types, "SRV 0 0 993 imap.example.com."),
+    # or why nothing is known (failed, skipped).
+    have: str = ""
+
+    def line(self) -> str:
+        if self.verdict in (Verdict.PRESENT, Verdict.INFO):  # have: what DNS has, typed
+            return f"{self.verdict.value:<10} {self.name} {self.have}"
+        head = f"{self.verdict.value:<10} {self.name} {self.type}"
+        if self.verdict is Verdict.MISSING:
+            return f"{head}: want {self.want}; DNS has none"
+        if self.verdict is Verdict.DIFFERENT:
+            return f"{head}: want {self.want}; DNS has {self.have}"
+        return f"{head}: {self.have}"  # failed, skipped: the reason
+
+
+def dotted(name: str) -> str:
+    return name.lower().rstrip(".") + "."
+
+
+def srv_order(data: Iterable[str]) -> list[frozenset[tuple[int, str]]]:
+    """SRV data as clients use it: (port, target) sets, in order of priority."""
+    levels: dict[int, set[tuple[int, str]]] = {}
+    for text in data:
+        fields = text.split()
+        if len(fields) != 4 or not all(f.isdigit() for f in fields[:3]):
+            levels.setdefault(-1, set()).add((-1, text))  # never equal to what is expected
+            continue
+        priority, _weight, port, target = fields
+        levels.setdefault(int(priority), set()).add((int(port), dotted(target)))
+    return [frozenset(levels[priority]) for priority in sorted(levels)]
+
+
+def judge_srv(name: str, want: list[str], have: tuple[str, ...]) -> Outcome:
+    wanted = ", ".join(want)
+    if not have:
+        return Outcome(Verdict.MISSING, name, "SRV", wanted)
+    if srv_order(have) == srv_order(want):
+        return Outcome(Verdict.PRESENT, name, "SRV", wanted, f"SRV {', '.join(have)}")
+    return Outcome(Verdict.DIFFERENT, name, "SRV", wanted, ", ".join(have))
+
+
+def _typed(rdtype: str, data: Iterable[str]) -> list[str]:
+    return [f"{rdtype} {text}" for text in data]
+
+
+class Checker:
+    """Asks one DNS server (or the system's) about the records of domains."""
+
+    def __init__(
+        self, nameserver: Nameserver | None, timeout: float, public_host: str | None
+    ) -> None:
+        self.nameserver = nameserver
+        self.timeout = timeout
+        self.public_host = dotted(public_host) if public_host else None
+        self.answered = 0  # lookups DNS answered (an empty answer included)
+        self._lock = threading.Lock()
+        self._host_addresses: tuple[str, ...] | LookupFailed | None = None
+        self._pool = ThreadPoolExecutor(max_workers=WORKERS)
+
+    def __enter__(self) -> Checker:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def check(self, provider: Provider, domain: str) -> list[Outcome]:
+        """``domain``'s outcomes, its lookups asked at once; each is bounded by the timeout."""
+        futures = [self._pool.submit(call) for call in self.checks(provider, domain)]
+        return [future.result() for future in futures]
+
+    @property
+    def resolver(self) -> str:
+        return str(self.nameserver) if self.nameserver else "the system's (/etc/resolv.conf)"
+
+    def ask(self, name: str, rdtype: str) -> tuple[str, ...]:
+        try:
+            found = lookup(name, rdtype, self.nameserver, self.timeout)
+        except OSError as exc:  # a socket error dnspython let through: no answer either
+            raise LookupFailed(f"{name} {rdtype}: {exc.strerror or exc}") from None
+        with self._lock:
+            self.answered += 1
+        return found
+
+    def addresses(self, name: str) -> tuple[str, ...]:
+        """A and AAAA of ``name`` (CNAMEs followed), as ``"A 192.0.2.1"``."""
+        found = _typed("A", self.ask(name, "A")) + _typed("AAAA", self.ask(name, "AAAA"))
+        return tuple(sorted(found))
+
+    def host_addresses(self) -> tuple[str, ...]:
+        """The public host's addresses, asked once."""
+        assert self.public_host is not None
+        with self._lock:
+            known = self._host_addresses
+        if known is None:
+            try:
+                known = self.addresses(self.public_host)
+            except LookupFailed as exc:
+                known = exc
+            with self._lock:
+                self._host_addresses = known
+        if isinstance(known, LookupFailed):
+            raise known
+        return known
+
+    def judge_name(self, name: str) -> Outcome:
+        """``autoconfig.D`` or ``autodiscover.D``: does it reach the public host?"""
+        host = self.public_host
+        assert host is not None
+        if name == host:
+            found = self.addresses(name)
+            if found:
+                return Outcome(Verdict.PRESENT, name, "A/AAAA", have=", ".join(found))
+            return Outcome(Verdict.MISSING, name, "A/AAAA", "an address (it is the public host)")
+        want = f"{host} (or the same addresses)"
+        cname = tuple(dotted(target) for target in self.ask(name, "CNAME"))
+        if cname == (host,):
+            return Outcome(Verdict.PRESENT, name, "CNAME", want, f"CNAME {host}")
+        found = self.addresses(name)
+        have = ", ".join(_typed("CNAME", cname) + list(found))
+        if not cname and not found:
+            return Outcome(Verdict.MISSING, name, "CNAME", want)
+        expected = self.host_addresses()
+        if found and found == expected:
+            return Outcome(
+                Verdict.PRESENT, name, "CNAME", want, f"{have} (the addresses of {host})"
+            )
+        host_has = ", ".join(expected) or "no address"
+        return Outcome(Verdict.DIFFERENT, name, "CNAME", want, f"{have} ({host} has {host_has})")
+
+    def mx(self, domain: str) -> Outcome:
+        name = f"{domain}."
+        try:
+            found = self.ask(name, "MX")
+        except LookupFailed as exc:
+            return Outcome(Verdict.INFO, name, "MX", have=f"MX unknown: {why(exc, name, 'MX')}")
+        return Outcome(Verdict.INFO, name, "MX", have=f"MX {', '.join(found) or 'none'}")
+
+    def checks(self, provider: Provider, domain: str) -> list[Callable[[], Outcome]]:
+        """One call a record to judge, in the order ``dns`` prints them, MX last."""
+        wanted: dict[str, list[str]] = {}
+        for record in domain_records(provider, domain, self.public_host):
+            if record.type == "SRV":
+                wanted.setdefault(record.name, []).append(record.data)
+        calls: list[Callable[[], Outcome]] = [
+            partial(self.check_srv, name, data) for name, data in wanted.items()
+        ]
+        names = [dotted(name) for name in service_names(domain)]
+        if self.public_host is None:
+            calls.append(partial(skipped, f"_autodiscover._tcp.{domain}.", "SRV"))
+            calls += [partial(skipped, name, "CNAME") for name in names]
+        else:
+            calls += [partial(self.check_name, name) for name in names]
+        calls.append(partial(self.mx, domain))
+        return calls
+
+    def check_srv(self, name: str, want: list[str]) -> Outcome:
+        try:
+            return judge_srv(name, want, self.ask(name, "SRV"))
+        except LookupFailed as exc:
+            return Outcome(Verdict.FAILED, name, "SRV", have=why(exc, name, "SRV"))
+
+    def check_name(self, name: str) -> Outcome:
+        try:
+            return self.judge_name(name)
+        except LookupFailed as exc:
+            return Outcome(Verdict.FAILED, name, "CNAME", have=why(exc, name, "CNAME"))
+
+
+def why(exc: LookupFailed, name: str, rdtype: str) -> str:
+    """The reason of a failed lookup, without the name and type when they are the line's."""
+    return str(exc).removeprefix(f"{name} {rdtype}: ")
+
+
+def skipped(name: str, rdtype: str) -> Outcome:
+    return Outcome(Verdict.SKIPPED, name, rdtype, have="give --public-host to check it")
+
+
+@dataclass
+class Tally:
+    """The outcomes counted, for the summary line and the exit code."""
+
+    domains: int = 0
+    counts: dict[Verdict, int] = field(default_factory=dict)
+
+    def add(self, outcomes: list[Outcome]) -> None:
+        self.domains += 1
+        for outcome in outcomes:
+            self.counts[outcome.verdict] = self.counts.get(outcome.verdict, 0) + 1
+
+    def count(self, verdict: Verdict) -> int:
+        return self.counts.get(verdict, 0)
+
+    def summary(self) -> str:
+        """``[N domains, ]R records checked: P present, M missing, D different``, then the
+        failed and skipped ones when there are any; MX is not counted."""
+        checked = sum(self.count(v) for v in (Verdict.PRESENT, *WRONG, Verdict.FAILED))
+        parts = ", ".join(
+            f"{self.count(v)} {v.value}"
+            for v in Verdict
+            if v is not Verdict.INFO and (self.count(v) or v is Verdict.PRESENT or v in WRONG)
+        )
+        domains = f"{self.domains} domains, " if self.domains != 1 else ""
+        return f"{domains}{checked} records checked: {parts}"
+
+    def exit_code(self) -> Exit:
+        """1 when a record is missing or different; else 3 when DNS did not answer."""
+        if any(self.count(v) for v in WRONG):
+            return Exit.INVALID
+        if self.count(Verdict.FAILED):
+            return Exit.NO_ANSWER
+        return Exit.OK
