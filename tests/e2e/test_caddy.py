@@ -23,6 +23,7 @@ import requests
 
 from tests.e2e.caddy import Caddy, Pebble, start_caddy, start_pebble
 from tests.e2e.conftest import CLIENT_DOMAINS_DIR
+from tests.e2e.dnsmasq import Dnsmasq, start_dnsmasq
 from tests.e2e.processes import Started, start_service
 from tests.e2e.test_thunderbird import assert_same, discovered, expected, servers
 from tests.e2e.thunderbird import Thunderbird, start_thunderbird
@@ -33,6 +34,12 @@ PUBLIC_HOST = "autoconf.hoster.test"
 CUSTOMERS = [
     ("a-ssl.yaml", "alice@ssl.test.example"),
     ("b-starttls.yaml", "bob@starttls.test.example"),
+]
+# Domains only the catch-all (g-catch-all.yaml, hosts mail.%EMAILDOMAIN%) serves:
+# one whose MX is the hoster's (the public host's registered domain), one elsewhere.
+ZONE = [
+    "--mx-host=moved-in.example,mx1.hoster.test,10",
+    "--mx-host=stranger.example,mx.elsewhere.example,10",
 ]
 
 
@@ -50,14 +57,22 @@ def on_demand(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OnDemand]:
     base = tmp_path_factory.mktemp("caddy")
     folder = base / "domains"
     folder.mkdir()
-    for file, _ in CUSTOMERS:
+    for file in [*(file for file, _ in CUSTOMERS), "g-catch-all.yaml"]:
         shutil.copy(CLIENT_DOMAINS_DIR / file, folder / file)
-    stack: list[Started | Caddy | Pebble | Thunderbird] = []
+    stack: list[Started | Caddy | Pebble | Thunderbird | Dnsmasq] = []
     try:
+        dns = start_dnsmasq(base / "dnsmasq", ZONE)
+        stack.append(dns)
         pebble = start_pebble(base / "pebble")
         stack.append(pebble)
         service, port = start_service(
-            folder, base, "--proxy-hops", "1", "--public-host", PUBLIC_HOST
+            folder,
+            base,
+            "--proxy-hops",
+            "1",
+            "--public-host",
+            PUBLIC_HOST,
+            env={"AUTOCONF_RESOLVER": dns.nameserver},
         )
         stack.append(service)
         caddy = start_caddy(base / "caddy", port, pebble)
@@ -136,6 +151,18 @@ def test_a_name_not_served_gets_no_certificate(on_demand: OnDemand, name: str) -
     )
 
 
+def test_a_catch_all_domain_gets_one_once_its_mx_is_the_hosters(on_demand: OnDemand) -> None:
+    """The catch-all serves any domain; a certificate only where real DNS (dnsmasq,
+    asked through AUTOCONF_RESOLVER) shows the domain's mail at the hoster."""
+    with handshake(on_demand, "autoconfig.moved-in.example") as tls:
+        assert tls.getpeercert() is not None
+    with pytest.raises(ssl.SSLError):
+        handshake(on_demand, "autoconfig.stranger.example").close()
+    log = on_demand.service.log_text()
+    assert "tls: autoconfig.moved-in.example allowed: the MX of moved-in.example is" in log
+    assert "tls: autoconfig.stranger.example refused:" in log
+
+
 def test_one_certificate_a_name_asked_for(on_demand: OnDemand) -> None:
     """Every name the service allowed got one certificate, and no other name any."""
     # Names asked for again (the tests above, a second handshake) need none.
@@ -146,7 +173,11 @@ def test_one_certificate_a_name_asked_for(on_demand: OnDemand) -> None:
     assert "autoconfig.ssl.test.example" in obtained
     assert "autoconfig.starttls.test.example" in obtained
     assert PUBLIC_HOST in obtained
-    assert not obtained & {"autoconfig.nowhere.example", "www.ssl.test.example"}
+    assert not obtained & {
+        "autoconfig.nowhere.example",
+        "www.ssl.test.example",
+        "autoconfig.stranger.example",
+    }
     assert on_demand.pebble.issued() == len(obtained)
 
 
