@@ -44,6 +44,10 @@ class Application:
             pipeline = ProxyFix(pipeline, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
         self.pipeline = pipeline  # the service's answers, without the watching
 
+    def close(self) -> None:
+        """Stop watching the folder (tests, tools that make many apps in one process)."""
+        self.watcher.stop()
+
     def test_client(self) -> Client:
         """Werkzeug's test client of this app, asking from loopback (tests)."""
         return _LoopbackClient(self)

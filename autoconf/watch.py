@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from autoconf.errors import Problem
-from autoconf.events import open_events
+from autoconf.events import FolderEvents, open_events
 from autoconf.registry import Changes, Registry
 
 log = logging.getLogger("autoconf")
@@ -43,6 +43,8 @@ POLL_BACKOFF = 10
 SAFETY_BACKOFF = 60
 # After an event, a little time for the rest of a burst of writes to land.
 SETTLE_SECONDS = 0.2
+# How soon a stopped watcher's thread ends while it waits for inotify events.
+STOP_CHECK_SECONDS = 1.0
 
 
 def _listed(names: tuple[str, ...], limit: int = 10) -> str:
@@ -90,6 +92,12 @@ class Watcher:
         self._on_change: Callable[[], None] | None = None
         self.master: int | None = None  # the pid of the loading master, under gunicorn
         self._rotation_pending = False
+        self._stopping = threading.Event()
+
+    def stop(self) -> None:
+        """End the watching: the thread closes its inotify descriptor and ends at
+        its next wake-up (within a poll interval)."""
+        self._stopping.set()
 
     def serve_from_master(self, on_change: Callable[[], None]) -> None:
         """Load in this process (gunicorn's master) for every worker: watch from a
@@ -160,19 +168,40 @@ class Watcher:
         how = "on inotify events" if events is not None else "by polling"
         log.info("watching %s %s, polling every %g s", self.registry.folder, how, self.interval)
         elapsed = 0.0
-        while True:
-            if events is None:
-                time.sleep(self._until_due(max(self.interval, POLL_BACKOFF * elapsed)))
-            else:
-                gap = max(SETTLE_SECONDS, POLL_BACKOFF * elapsed)
-                time.sleep(gap)  # the least time between two reloads
-                idle = self._until_due(max(self.interval, SAFETY_BACKOFF * elapsed)) - gap
-                if events.wait(idle):  # a change: reload once the burst has landed
-                    time.sleep(SETTLE_SECONDS)
-                    events.drain()
-            elapsed = self._reload_logged()
-            if events is not None:  # a domains_from file may name another folder now
-                events.watch(self.registry.watched_folders())
+        try:
+            while not self._stopping.is_set():
+                if events is None:
+                    wait = self._until_due(max(self.interval, POLL_BACKOFF * elapsed))
+                    if self._stopping.wait(wait):
+                        break
+                else:
+                    gap = max(SETTLE_SECONDS, POLL_BACKOFF * elapsed)
+                    if self._stopping.wait(gap):  # the least time between two reloads
+                        break
+                    idle = self._until_due(max(self.interval, SAFETY_BACKOFF * elapsed)) - gap
+                    if self._changed_within(events, idle):
+                        time.sleep(SETTLE_SECONDS)  # the rest of a burst of writes lands
+                        events.drain()
+                    if self._stopping.is_set():
+                        break
+                elapsed = self._reload_logged()
+                if events is not None:  # a domains_from file may name another folder now
+                    events.watch(self.registry.watched_folders())
+        finally:
+            if events is not None:
+                events.close()
+
+    def _changed_within(self, events: FolderEvents, seconds: float) -> bool:
+        """Whether the folder changed within ``seconds`` (False at once on a stop,
+        which is looked for every STOP_CHECK_SECONDS)."""
+        deadline = time.monotonic() + seconds
+        while not self._stopping.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            if events.wait(min(left, STOP_CHECK_SECONDS)):
+                return True
+        return False
 
     def _until_due(self, seconds: float) -> float:
         """``seconds``, or less when a held file's grace ends sooner."""

@@ -4,7 +4,7 @@ the e2e marker on every test under tests/e2e/."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -44,23 +44,30 @@ def domains_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def make_app(tmp_path: Path) -> Callable[..., Application]:
+def make_app(tmp_path: Path) -> Iterator[Callable[..., Application]]:
     """Build an app from a folder of {file name: YAML text}, with settings overrides."""
+    made: list[Application] = []
 
     def make(files: dict[str, str] | None = None, **settings: object) -> Application:
         folder = tmp_path / "served"
         folder.mkdir(exist_ok=True)
         for name, text in (files or {}).items():
             (folder / name).write_text(text, encoding="utf-8")
-        return create_app(Settings(domains=folder, **settings))  # type: ignore[arg-type]
+        app = create_app(Settings(domains=folder, **settings))  # type: ignore[arg-type]
+        made.append(app)
+        return app
 
-    return make
+    yield make
+    for app in made:  # each watching thread ends, and gives back its inotify descriptor
+        app.close()
 
 
 @pytest.fixture
-def app() -> Application:
+def app() -> Iterator[Application]:
     """The app serving the example domains, as `make run` does."""
-    return create_app(Settings(domains=EXAMPLES))
+    app = create_app(Settings(domains=EXAMPLES))
+    yield app
+    app.close()
 
 
 @pytest.fixture
