@@ -246,6 +246,7 @@ EVERY_PATH = [
     ("GET", "/healthz", TEXT),
     ("GET", "/metrics", TEXT),
     ("GET", "/static/page.css", TEXT),
+    ("GET", "/tls/allowed?domain=autoconfig.example.com", TEXT),
     ("GET", "//healthz", TEXT),
     ("GET", "/nonexistent", TEXT),
     ("HEAD", "/", HTML),
