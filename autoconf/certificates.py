@@ -206,8 +206,8 @@ def notes(
         shown = ", ".join(sorted(patterns)[:5]) + (", ..." if len(patterns) > 5 else "")
         lines.append(
             f"{len(patterns)} wildcard and catch-all entries ({shown}) cannot have their "
-            f"names listed in a certificate: their domains need certificates made when a "
-            f"client first asks ({DOCS})"
+            f"names listed in a certificate: their clients take the paths that need none of "
+            f"theirs, or certificates made on demand ({DOCS})"
         )
     if not public_host:
         lines.append(
