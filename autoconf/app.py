@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from functools import partial
 from typing import Any
 
-from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.datastructures import Headers
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.test import Client, run_wsgi_app
 
 from autoconf import render

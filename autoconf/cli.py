@@ -228,6 +228,54 @@ def dns(
     )
 
 
+CERTIFICATE_FORMATS = ("certbot", "list", "nginx")
+
+
+@cli.command(name="certificates")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(CERTIFICATE_FORMATS),
+    default="certbot",
+    show_default=True,
+    help="certbot commands, NAME and its names a line, or nginx's HTTPS servers.",
+)
+@setting_option("domains")
+@setting_option("public_host", "This service's host name: a certificate of its own.")
+def certificates_command(fmt: str, domains: Path | None, public_host: str | None) -> int:
+    """Print the certificates that name every autoconfig. and autodiscover. host of the
+    folder's domains, and the public host, at most 100 names each."""
+    from autoconf import certificates
+
+    settings = _settings(domains=domains, public_host=public_host)
+    settings.check()
+    host = None
+    if settings.public_host:
+        try:
+            host = certificates.public_name(settings.public_host)
+        except InvalidDomain as exc:
+            click.echo(f"public host: {exc}", err=True)
+            return Exit.USAGE
+    result = _load(settings)
+    served = [d for provider in result.providers for d in provider.concrete_domains]
+    patterns = [pattern for provider in result.providers for pattern in provider.patterns]
+    made = certificates.plan(served, host)
+    if fmt == "nginx":
+        lines = certificates.nginx_servers(made.shards)
+    elif fmt == "list":
+        lines = certificates.list_lines(made.certificates)
+    else:
+        lines = certificates.certbot_lines(made.certificates)
+    click.echo("\n".join(lines))
+    errors = len(result.errors)
+    notes = certificates.notes(
+        made, domains=len(served), patterns=patterns, errors=errors, public_host=host
+    )
+    for note in notes:
+        click.echo(f"mail-autoconf certificates: {note}", err=True)
+    return Exit.INVALID if errors else Exit.OK
+
+
 @cli.command(name="import")
 @click.argument("source", type=click.Path(exists=True, path_type=Path))
 @click.option(

@@ -25,6 +25,9 @@ CLIENT_DOMAINS = (
     "xn--bcher-kva.test.example",
     "customer.test.example",  # served by the catch-all
 )
+# The names no certificate of `mail-autoconf certificates` can hold: the
+# catch-all's. The test's public-host certificate names them as well.
+UNLISTED_NAMES = ("autoconfig.customer.test.example", "autodiscover.customer.test.example")
 
 
 @dataclass
@@ -40,7 +43,13 @@ def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
     base = tmp_path_factory.mktemp("front")
     service, port = start_service(CLIENT_DOMAINS_DIR, base, "--proxy-hops", "1")
     try:
-        nginx = start_nginx(base / "nginx", port, CLIENT_DOMAINS)
+        nginx = start_nginx(
+            base / "nginx",
+            port,
+            CLIENT_DOMAINS_DIR,
+            CLIENT_DOMAINS,
+            default_names=UNLISTED_NAMES,
+        )
     except BaseException:
         service.stop()
         raise

@@ -38,12 +38,21 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
+from autoconf.certificates import HTTPS_SNIPPET
 from autoconf.machine import available_cpus
 from autoconf.registry import load_folder
 from autoconf.serving import gunicorn_settings
 from autoconf.settings import Settings
 from tests.e2e.conftest import CLIENT_DOMAINS_DIR, Front
-from tests.e2e.nginx import NGINX, site_config
+from tests.e2e.nginx import (
+    NGINX,
+    PUBLIC_HOST,
+    SiteFiles,
+    certificate_names,
+    certificates,
+    install_certificate,
+    write_site,
+)
 from tests.e2e.processes import Started, free_port, start, start_service, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -284,28 +293,8 @@ def test_the_pods_nginx_serves_the_loopback_service(tmp_path: Path) -> None:
 # --- nginx ----------------------------------------------------------------------
 
 
-def test_nginx_accepts_the_site(tmp_path: Path) -> None:
-    ca = trustme.CA()
-    issued = ca.issue_cert("autoconfig.example.com", "example.com")
-    cert, key = tmp_path / "fullchain.pem", tmp_path / "privkey.pem"
-    issued.cert_chain_pems[0].write_to_path(str(cert))
-    issued.private_key_pem.write_to_path(str(key))
-    snippet = tmp_path / "mail-autoconf-proxy.conf"
-    shutil.copy(DEPLOY / "nginx" / "mail-autoconf-proxy.conf", snippet)
-    site = tmp_path / "mail-autoconf.conf"
-    site.write_text(
-        site_config(
-            http_port=free_port(),
-            https_port=free_port(),
-            upstream_port=free_port(),
-            cert=cert,
-            key=key,
-            snippet=snippet,
-            bare_domains=["example.com", "example.net"],
-            logs=tmp_path,
-        ),
-        encoding="utf-8",
-    )
+def nginx_test(tmp_path: Path, site: Path) -> str:
+    """`nginx -t` of the site in an http block; its messages."""
     main = tmp_path / "nginx.conf"
     main.write_text(
         f"pid {tmp_path}/nginx.pid;\nevents {{}}\nhttp {{ access_log off; include {site}; }}\n",
@@ -315,10 +304,60 @@ def test_nginx_accepts_the_site(tmp_path: Path) -> None:
         [NGINX, "-t", "-p", str(tmp_path), "-c", str(main), "-e", str(tmp_path / "error.log")],
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=60,
     )
     assert checked.returncode == 0, checked.stderr
     assert "syntax is ok" in checked.stderr and "[warn]" not in checked.stderr, checked.stderr
+    return checked.stderr
+
+
+def site_with_certificates(tmp_path: Path, folder: Path, bare: list[str]) -> SiteFiles:
+    """The site for ``folder``, every certificate it names in place (one test
+    certificate under each name: `nginx -t` reads them, it does not match names)."""
+    files = write_site(
+        tmp_path,
+        http_port=free_port(),
+        https_port=free_port(),
+        upstream_port=free_port(),
+        folder=folder,
+        bare_domains=bare,
+        logs=tmp_path,
+    )
+    issued = trustme.CA().issue_cert("autoconfig.example.com", "example.com")
+    names = [*certificate_names(folder, PUBLIC_HOST), "mail-autoconf-bare"]
+    install_certificate(files.live, names[0], issued)
+    for name in names[1:]:
+        (files.live / name).symlink_to(files.live / names[0])
+    return files
+
+
+def test_nginx_accepts_the_site(tmp_path: Path) -> None:
+    files = site_with_certificates(tmp_path, ROOT / "domains", ["example.com", "example.net"])
+    nginx_test(tmp_path, files.site)
+
+
+def test_nginx_accepts_the_servers_of_thousands_of_domains(tmp_path: Path) -> None:
+    """5,000 domains with long names (10,000 names of up to 72 characters, over
+    nginx's default hash bucket): the site's hash sizes hold them, without a warning."""
+    folder = tmp_path / "domains"
+    folder.mkdir()
+    domains = [f"customer-{i:05d}-of-a-hoster-with-long-domain-names.example" for i in range(5000)]
+    (folder / "hoster.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "domains": domains,
+                "incoming": [{"type": "imap", "host": "imap.hoster.example", "security": "ssl"}],
+                "outgoing": [{"type": "smtp", "host": "smtp.hoster.example", "security": "ssl"}],
+            }
+        ),
+        encoding="utf-8",
+    )
+    files = site_with_certificates(tmp_path / "site", folder, ["example.com"])
+    certificates = certificate_names(folder, PUBLIC_HOST)
+    assert len(certificates) > 100 and max(len(n) for n in certificates.values()) <= 100
+    servers = (tmp_path / "site" / "certificates.conf").read_text(encoding="utf-8")
+    assert servers.count("server {") == len(certificates) - 1  # the public host's is the site's
+    nginx_test(tmp_path / "site", files.site)
 
 
 # What every server of the site sets against slow clients (docs/deploy.md).
@@ -364,10 +403,14 @@ def nginx_directives(block: str) -> dict[str, str]:
 
 def test_every_server_of_the_nginx_site_holds_slow_clients_off() -> None:
     site = (DEPLOY / "nginx" / "mail-autoconf.conf").read_text(encoding="utf-8")
-    servers = nginx_servers(site)
-    assert len(servers) == 4
+    https = (DEPLOY / "nginx" / "mail-autoconf-https.conf").read_text(encoding="utf-8")
+    include = f"include {HTTPS_SNIPPET};"
+    # The site's four, and those `certificates --format nginx` prints (the domains' HTTPS).
+    generated = certificates(ROOT / "domains", PUBLIC_HOST, "nginx")
+    servers = nginx_servers(site) + nginx_servers(generated)
+    assert len(servers) == 5
     for server in servers:
-        directives = nginx_directives(server)
+        directives = nginx_directives(server + (https if include in server else ""))
         assert {k: directives.get(k) for k in SLOW_CLIENT_SETTINGS} == SLOW_CLIENT_SETTINGS
     # The zone, in the http block the site is included in (outside every server).
     top = nginx_directives(re.sub(r"(?ms)^(server|upstream) \{.*?^\}", "", site))

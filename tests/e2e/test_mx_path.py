@@ -32,6 +32,7 @@ Everything is stopped by its PID; the namespace goes with its last process.
 from __future__ import annotations
 
 import re
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -103,9 +104,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                 stack.callback(dnsmasq.stop)
                 service, port = start_service(MX_DOMAINS_DIR, base, "--proxy-hops", "1")
                 stack.callback(service.stop)
-                nginx = start_nginx(
-                    base / "nginx", port, [HOSTER], cert_names=[HOSTER_AUTOCONFIG], hosts_log=True
-                )
+                # The front knows the hoster's domain alone: certificates for
+                # its names, none for any customer's.
+                front = base / "front"
+                front.mkdir()
+                shutil.copy(MX_DOMAINS_DIR / "hoster.yaml", front / "hoster.yaml")
+                nginx = start_nginx(base / "nginx", port, front, [HOSTER], hosts_log=True)
                 stack.callback(nginx.stop)
                 thunderbird = start_thunderbird(
                     base / "thunderbird",

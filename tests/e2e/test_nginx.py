@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import socket
+import ssl
+from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
+import pytest
 import urllib3
+import yaml
 from lxml import etree
 
+from autoconf.certificates import PUBLIC
+from autoconf.render.page import qr_svg
 from tests.conftest import DATA
 from tests.e2e.conftest import Front
+from tests.e2e.nginx import PUBLIC_HOST, start_nginx
+from tests.e2e.processes import start_service
 
 POX = (DATA / "pox-request.xml").read_bytes().replace(b"alice@example.com", b"a@ssl.test.example")
 NS = {"o": "http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a"}
@@ -115,3 +125,129 @@ def test_bodies_over_64_kib_stop_at_nginx(front: Front) -> None:
         body=POX + b" " * 70_000,
     )
     assert answer.status == 413
+
+
+def test_the_public_host_reaches_the_service(front: Front) -> None:
+    """AUTOCONF_PUBLIC_HOST: Outlook's SRV target, the JSON answer's URL, the page and
+    its profile link. Over HTTPS everything reaches the service, with the public
+    host's own certificate; over plain HTTP the page is redirected."""
+    page = https(front, PUBLIC_HOST, "GET", "/?emailaddress=a@ssl.test.example")
+    assert page.status == 200 and page.headers["Content-Type"].startswith("text/html")
+    assert b"mobileconfig?emailaddress=a%40ssl.test.example" in page.data
+    profile = https(front, PUBLIC_HOST, "GET", "/mobileconfig?emailaddress=a@ssl.test.example")
+    assert profile.status == 200
+    assert profile.headers["Content-Type"] == "application/x-apple-aspen-config"
+    json_path = "/autodiscover/autodiscover.json?Email=a@ssl.test.example&Protocol=AutodiscoverV1"
+    assert https(front, PUBLIC_HOST, "GET", json_path).status == 200
+    pox = https(
+        front,
+        PUBLIC_HOST,
+        "POST",
+        "/Autodiscover/Autodiscover.xml",
+        body=POX,
+        headers={"Content-Type": "text/xml; charset=utf-8"},
+    )
+    assert pox.status == 200
+    assert etree.fromstring(pox.data).xpath("//o:Protocol/o:Type/text()", namespaces=NS)
+    assert https(front, PUBLIC_HOST, "GET", "/healthz").status == 200
+    assert https(front, PUBLIC_HOST, "GET", "/metrics").status == 404
+    redirected = http(front, PUBLIC_HOST, "GET", "/")
+    assert redirected.status == 302
+    assert redirected.headers["Location"] == f"https://{PUBLIC_HOST}/"
+    autoconfig = http(
+        front, PUBLIC_HOST, "GET", "/mail/config-v1.1.xml?emailaddress=b@ssl.test.example"
+    )
+    assert autoconfig.status == 200
+
+
+# --- Many certificates: nginx picks each by SNI --------------------------------------
+
+SHARDED_DOMAINS = [f"shard{i}.test.example" for i in range(150)]
+
+
+@pytest.fixture(scope="module")
+def sharded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
+    """150 domains (300 names: several certificates) behind the site, and the
+    service told its public host, as docs/deploy.md sets it up."""
+    base = tmp_path_factory.mktemp("sharded")
+    folder = base / "domains"
+    folder.mkdir()
+    (folder / "hoster.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "domains": SHARDED_DOMAINS,
+                "incoming": [{"type": "imap", "host": "imap.test.example", "security": "ssl"}],
+                "outgoing": [{"type": "smtp", "host": "smtp.test.example", "security": "ssl"}],
+            }
+        ),
+        encoding="utf-8",
+    )
+    service, port = start_service(folder, base, "--proxy-hops", "1", "--public-host", PUBLIC_HOST)
+    try:
+        nginx = start_nginx(base / "nginx", port, folder, ["shard0.test.example"])
+    except BaseException:
+        service.stop()
+        raise
+    try:
+        yield Front(service, port, nginx)
+    finally:
+        nginx.stop()
+        service.stop()
+
+
+def served_names(front: Front, name: str) -> set[str]:
+    """The names of the certificate nginx shows a client that asks for ``name``
+    (verified against the test CA for ``name``)."""
+    context = ssl.create_default_context(cafile=str(front.nginx.ca_file))
+    with socket.create_connection(("127.0.0.1", front.nginx.https_port), timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname=name) as tls:
+            cert = tls.getpeercert()
+    assert cert is not None
+    return {value for kind, value in cert["subjectAltName"] if kind == "DNS"}
+
+
+def test_nginx_shows_each_name_the_certificate_that_holds_it(sharded: Front) -> None:
+    certificates = sharded.nginx.certificates
+    assert len(certificates) > 3 and set(certificates[PUBLIC]) == {PUBLIC_HOST}
+    for name, hosts in certificates.items():
+        for host in (hosts[0], hosts[-1]):
+            assert served_names(sharded, host) == set(hosts), (name, host)
+            if host != PUBLIC_HOST:
+                domain = host.split(".", 1)[1]
+                answer = https(sharded, host, "GET", "/mail/config-v1.1.xml")
+                assert answer.status == 200, host
+                assert etree.fromstring(answer.data).xpath("//domain/text()") == [domain]
+
+
+def test_the_urls_handed_out_name_the_public_host_and_reach_the_service(
+    sharded: Front,
+) -> None:
+    address = "x@shard7.test.example"
+    answer = https(
+        sharded,
+        "autodiscover.shard7.test.example",
+        "GET",
+        f"/autodiscover/autodiscover.json?Email={address}&Protocol=AutodiscoverV1",
+    )
+    url = answer.json()["Url"]
+    assert url == f"https://{PUBLIC_HOST}/Autodiscover/Autodiscover.xml"
+    pox = https(
+        sharded,
+        PUBLIC_HOST,
+        "POST",
+        url.removeprefix(f"https://{PUBLIC_HOST}"),
+        body=POX.replace(b"a@ssl.test.example", address.encode()),
+        headers={"Content-Type": "text/xml; charset=utf-8"},
+    )
+    assert pox.status == 200
+    servers = etree.fromstring(pox.data).xpath("//o:Protocol/o:Server/text()", namespaces=NS)
+    assert servers == ["imap.test.example", "smtp.test.example"]
+    # The page's QR code names the profile on the public host; its link, the page's own.
+    page = https(sharded, PUBLIC_HOST, "GET", f"/?emailaddress={address}")
+    assert page.status == 200
+    profile_path = f"/mobileconfig?emailaddress={quote(address)}"
+    assert str(qr_svg(f"https://{PUBLIC_HOST}{profile_path}")).encode() in page.data
+    assert f'href="{profile_path[1:]}"'.encode() in page.data
+    profile = https(sharded, PUBLIC_HOST, "GET", profile_path)
+    assert profile.status == 200
+    assert profile.headers["Content-Type"] == "application/x-apple-aspen-config"

@@ -29,7 +29,7 @@ import urllib3
 from lxml import etree
 
 from autoconf.pipeline import BODY_READ_TIMEOUT
-from tests.e2e.conftest import CLIENT_DOMAINS, CLIENT_DOMAINS_DIR
+from tests.e2e.conftest import CLIENT_DOMAINS, CLIENT_DOMAINS_DIR, UNLISTED_NAMES
 from tests.e2e.nginx import DEPLOY, Nginx, start_nginx
 from tests.e2e.processes import Started, start_service
 from tests.helpers import wait_for
@@ -38,8 +38,12 @@ PROBE_PATH = "/mail/config-v1.1.xml?emailaddress=probe@ssl.test.example"
 AUTOCONFIG_HOST = "autoconfig.ssl.test.example"
 AUTODISCOVER_HOST = "autodiscover.ssl.test.example"
 POX_PATH = "/autodiscover/autodiscover.xml"
-# The site's settings, read from the file itself: what the test waits for.
-SITE = (DEPLOY / "mail-autoconf.conf").read_text(encoding="utf-8")
+# The site's settings, read from its files (the HTTPS servers' are in their
+# snippet): what the test waits for.
+SITE = "\n".join(
+    (DEPLOY / name).read_text(encoding="utf-8")
+    for name in ("mail-autoconf.conf", "mail-autoconf-https.conf")
+)
 
 
 def site_seconds(directive: str) -> float:
@@ -197,7 +201,13 @@ def front(tmp_path: Path) -> Iterator[Front]:
     raise_file_limit(2048)
     service, port = start_service(CLIENT_DOMAINS_DIR, tmp_path, "--proxy-hops", "1")
     try:
-        nginx = start_nginx(tmp_path / "nginx", port, CLIENT_DOMAINS)
+        nginx = start_nginx(
+            tmp_path / "nginx",
+            port,
+            CLIENT_DOMAINS_DIR,
+            CLIENT_DOMAINS,
+            default_names=UNLISTED_NAMES,
+        )
     except BaseException:
         service.stop()
         raise

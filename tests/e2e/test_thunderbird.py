@@ -189,7 +189,10 @@ def test_nginx_passed_no_password_on(front: Front, thunderbird: Thunderbird) -> 
 
 def test_site_file_is_the_deployed_one() -> None:
     deployed = Path(__file__).resolve().parents[2] / "deploy" / "nginx" / "mail-autoconf.conf"
-    assert "server_name autoconfig.* autodiscover.*;" in deployed.read_text(encoding="utf-8")
+    text = deployed.read_text(encoding="utf-8")
+    # Plain HTTP by pattern; HTTPS in the servers `mail-autoconf certificates` makes.
+    assert "server_name autoconfig.* autodiscover.* autoconf.hoster.example;" in text
+    assert "include /etc/nginx/mail-autoconf/certificates.conf;" in text
 
 
 def test_thunderbird_itself_refuses_unicode_domains(thunderbird: Thunderbird) -> None:
