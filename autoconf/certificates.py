@@ -30,7 +30,12 @@ from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
+import click
+
 from autoconf.address import InvalidDomain, normalize_domain
+from autoconf.exits import Exit
+from autoconf.ownership import FolderResult
+from autoconf.settings import Settings
 
 MAX_NAMES = 100  # Let's Encrypt's bound on the names of one certificate
 NAME_PREFIXES = ("autoconfig.", "autodiscover.")
@@ -230,3 +235,29 @@ def notes(
         f"(at most {MAX_NAMES} names each)"
     )
     return lines
+
+
+def certificates_main(settings: Settings, result: FolderResult, fmt: str) -> int:
+    """``mail-autoconf certificates``: the plan printed in ``fmt``, notes on stderr."""
+    host = None
+    if settings.public_host:
+        try:
+            host = public_name(settings.public_host)
+        except InvalidDomain as exc:
+            click.echo(f"public host: {exc}", err=True)
+            return Exit.USAGE
+    served = [d for provider in result.providers for d in provider.concrete_domains]
+    patterns = [pattern for provider in result.providers for pattern in provider.patterns]
+    made = plan(served, host)
+    if fmt == "nginx":
+        lines = nginx_servers(made.shards)
+    elif fmt == "list":
+        lines = list_lines(made.certificates)
+    else:
+        lines = certbot_lines(made.certificates)
+    click.echo("\n".join(lines))
+    errors = len(result.errors)
+    found = notes(made, domains=len(served), patterns=patterns, errors=errors, public_host=host)
+    for note in found:
+        click.echo(f"mail-autoconf certificates: {note}", err=True)
+    return Exit.INVALID if errors else Exit.OK

@@ -245,35 +245,11 @@ CERTIFICATE_FORMATS = ("certbot", "list", "nginx")
 def certificates_command(fmt: str, domains: Path | None, public_host: str | None) -> int:
     """Print the certificates that name every autoconfig. and autodiscover. host of the
     folder's domains, and the public host, at most 100 names each."""
-    from autoconf import certificates
+    from autoconf.certificates import certificates_main
 
     settings = _settings(domains=domains, public_host=public_host)
     settings.check()
-    host = None
-    if settings.public_host:
-        try:
-            host = certificates.public_name(settings.public_host)
-        except InvalidDomain as exc:
-            click.echo(f"public host: {exc}", err=True)
-            return Exit.USAGE
-    result = _load(settings)
-    served = [d for provider in result.providers for d in provider.concrete_domains]
-    patterns = [pattern for provider in result.providers for pattern in provider.patterns]
-    made = certificates.plan(served, host)
-    if fmt == "nginx":
-        lines = certificates.nginx_servers(made.shards)
-    elif fmt == "list":
-        lines = certificates.list_lines(made.certificates)
-    else:
-        lines = certificates.certbot_lines(made.certificates)
-    click.echo("\n".join(lines))
-    errors = len(result.errors)
-    notes = certificates.notes(
-        made, domains=len(served), patterns=patterns, errors=errors, public_host=host
-    )
-    for note in notes:
-        click.echo(f"mail-autoconf certificates: {note}", err=True)
-    return Exit.INVALID if errors else Exit.OK
+    return certificates_main(settings, _load(settings), fmt)
 
 
 @cli.command(name="import")
