@@ -29,6 +29,7 @@ import pickle
 import stat
 import tempfile
 from dataclasses import dataclass, fields, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,8 @@ from autoconf.reading import Limits
 log = logging.getLogger("autoconf")
 
 
-def _format() -> str:
+@lru_cache(maxsize=1)
+def state_format() -> str:
     """Names the shape of what is pickled: the fields of every class in it. A state
     kept by a release whose classes differ is ignored (the start is a first start)."""
     from autoconf import model, reading
@@ -64,7 +66,36 @@ def _format() -> str:
     return "mail-autoconf-state-" + hashlib.blake2b(shape.encode(), digest_size=8).hexdigest()
 
 
-FORMAT = _format()
+@lru_cache(maxsize=1)
+def checks_version() -> str:
+    """Names the code that turns a domain file into what the state keeps: the
+    release and the source of the modules that read and check a file. A state
+    kept by other checks has every file read again (who serves what is kept), so
+    that a new check or default reaches every file at once, not only those that
+    change later: the answers depend on the files and the code, never on which
+    release read a file first."""
+    import autoconf
+    from autoconf import (
+        address,
+        domain_file,
+        domain_list,
+        folder,
+        lint,
+        model,
+        placeholders,
+        reading,
+        typed_read,
+        values,
+        yamlio,
+    )
+
+    digest = hashlib.blake2b(autoconf.__version__.encode(), digest_size=8)
+    readers = (address, domain_file, domain_list, folder, lint, model, placeholders)
+    for module in (*readers, reading, typed_read, values, yamlio):
+        digest.update(Path(str(module.__file__)).read_bytes())
+    return digest.hexdigest()
+
+
 SHARDS = 64
 FORCE_FILE = "force-reload"  # present: the next SIGHUP applies a reload the guard held back
 
@@ -129,7 +160,7 @@ class StateFolder:
         if not self.usable or self.path is None:
             return None
         meta = self._read("meta")
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        if not isinstance(meta, dict) or meta.get("format") != state_format():
             if isinstance(meta, dict):  # an upgrade (or a downgrade) says so in the log
                 log.warning(
                     "state %s: written by another release; starting afresh (a first start)",
@@ -139,6 +170,13 @@ class StateFolder:
         states: dict[str, LoadedFile] = {}
         serving: dict[str, Provider] = {}
         stale = limits is not None and meta.get("limits") != limits
+        if meta.get("checks") != checks_version():
+            log.info(
+                "state %s: kept by other checks (another version); every file is read "
+                "again, who serves which domain is kept",
+                self.path,
+            )
+            stale = True
         for index in range(SHARDS):
             shard = self._read(f"shard-{index:02d}")
             if shard is None:
@@ -176,10 +214,11 @@ class StateFolder:
                 self._write(f"shard-{index:02d}", content)
             held_versions = {h.file: result.serving[h.file] for h in result.held}
             meta = {
-                "format": FORMAT,
+                "format": state_format(),
                 "held": result.held,
                 "held_versions": held_versions,
                 "limits": limits,
+                "checks": checks_version(),
             }
             self._write("meta", meta)
         except OSError as exc:

@@ -205,6 +205,32 @@ def test_a_state_of_another_release_is_a_first_start(
     assert owner(restarted, "zeta.test") == "zeta.example"
 
 
+def test_a_state_of_other_checks_reads_every_file_and_keeps_who_serves(
+    folder: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A version whose checks differ (the same kept classes) reads every file again,
+    so its checks reach unchanged files too, and keeps which file serves what."""
+    clock = Clock()
+    registry = make(folder, clock)
+    registry.reload()
+    write(folder / "claim.yaml", provider("alpha.test", host="claim.example"))
+    registry.reload()
+    state = StateFolder(folder.parent / "state")
+    assert all(s.signature for s in state.load().states.values())  # type: ignore[union-attr]
+    meta = folder.parent / "state" / "meta"
+    kept = pickle.loads(meta.read_bytes())
+    kept["checks"] = "of-another-version"
+    meta.write_bytes(pickle.dumps(kept))
+    with caplog.at_level(logging.INFO, logger="autoconf"):
+        stored = state.load()
+    assert "kept by other checks" in caplog.text
+    assert stored is not None
+    assert all(s.signature == () for s in stored.states.values())  # each read again
+    restarted = make(folder, clock)
+    restarted.reload()
+    assert owner(restarted, "alpha.test") == "alpha.example"  # its history kept
+
+
 @pytest.mark.parametrize("suffix", ["com", "co.uk", "example", "test", "github.io", "xn--p1ai"])
 def test_wildcards_on_public_suffixes_are_errors(tmp_path: Path, suffix: str) -> None:
     assert is_public_suffix(suffix)
