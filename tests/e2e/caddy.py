@@ -74,7 +74,13 @@ def start_pebble(workdir: Path) -> Pebble:
 
 
 def caddyfile(
-    *, upstream_port: int, http_port: int, https_port: int, pebble: Pebble, storage: Path
+    *,
+    upstream_port: int,
+    http_port: int,
+    https_port: int,
+    pebble: Pebble,
+    storage: Path,
+    public_host: str,
 ) -> str:
     """deploy/caddy/Caddyfile with this test's CA, ports and upstream.
 
@@ -102,6 +108,7 @@ def caddyfile(
             f"ask http://127.0.0.1:{upstream_port}/tls/allowed",
         ),
         ("reverse_proxy 127.0.0.1:8080 {", f"reverse_proxy 127.0.0.1:{upstream_port} {{"),
+        ("\nautoconf.hoster.example {", f"\n{public_host} {{"),
     ]
     for old, new in replacements:
         assert old in text, f"{old!r} is no longer in the deployed Caddyfile"
@@ -119,7 +126,8 @@ class Caddy:
         self.started.stop()
 
 
-def start_caddy(workdir: Path, upstream_port: int, pebble: Pebble) -> Caddy:
+def start_caddy(workdir: Path, upstream_port: int, pebble: Pebble, public_host: str) -> Caddy:
+    """Caddy, ready when the public host's certificate (obtained at its start) is."""
     workdir.mkdir(parents=True, exist_ok=True)
     http_port, https_port = free_port(), free_port()
     config = workdir / "Caddyfile"
@@ -130,6 +138,7 @@ def start_caddy(workdir: Path, upstream_port: int, pebble: Pebble) -> Caddy:
             https_port=https_port,
             pebble=pebble,
             storage=workdir / "storage",
+            public_host=public_host,
         ),
         encoding="utf-8",
     )
@@ -138,4 +147,12 @@ def start_caddy(workdir: Path, upstream_port: int, pebble: Pebble) -> Caddy:
     command = [CADDY, "run", "--config", str(config), "--adapter", "caddyfile"]
     started = start(command, workdir / "caddy.log", cwd=workdir, env=env)
     wait_until(lambda: port_open(http_port) and port_open(https_port), started, "caddy")
+
+    def public_certificate() -> bool:
+        return any(
+            '"certificate obtained successfully"' in line and f'"{public_host}"' in line
+            for line in started.log_text().splitlines()
+        )
+
+    wait_until(public_certificate, started, "caddy's certificate of the public host")
     return Caddy(started, http_port, https_port)
