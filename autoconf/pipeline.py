@@ -31,7 +31,14 @@ from urllib.parse import unquote_to_bytes
 from werkzeug.wsgi import get_host
 
 from autoconf.address import normalize_host
-from autoconf.errors import BadRequest, NotFound, PayloadTooLarge, RequestError, RequestTimeout
+from autoconf.errors import (
+    BadRequest,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    RequestError,
+    RequestTimeout,
+)
 from autoconf.registry import Registry
 from autoconf.render import Documents
 from autoconf.settings import Settings
@@ -259,9 +266,11 @@ class Pipeline:
                 raise
         elif method == "OPTIONS":
             answer = Answer(200, TEXT, b"", (("Allow", endpoint.allow),))
-        else:  # RFC 9110: a 405 names the methods that are allowed
-            reason = f"this path answers {endpoint.allow}\n".encode()
-            answer = Answer(405, TEXT, reason, (("Allow", endpoint.allow),))
+        else:  # RFC 9110: a 405 names the methods that are allowed; in its format
+            refused = endpoint.error(
+                MethodNotAllowed(f"this path answers {endpoint.allow}"), request
+            )
+            answer = Answer(405, refused.content_type, refused.body, (("Allow", endpoint.allow),))
         self.count(endpoint.name, answer.status)
         return send(answer, method, start_response)
 

@@ -71,16 +71,21 @@ TEXT = "text/plain; charset=utf-8"
 # HEAD is GET without the body.
 ANSWERS: dict[str, tuple[frozenset[str], dict[int, str]]] = {
     "autoconfig": (frozenset({"GET", "HEAD"}), {200: XML, 400: TEXT, 404: TEXT}),
-    "pox": (frozenset({"GET", "HEAD", "POST"}), {200: XML, 404: XML, 413: XML}),
+    "pox": (frozenset({"POST"}), {200: XML, 404: XML, 413: XML}),
     "json": (frozenset({"GET", "HEAD"}), {200: JSON, 400: JSON, 404: JSON}),
     "mobileconfig": (frozenset({"GET", "HEAD"}), {200: APPLE, 400: TEXT, 404: TEXT}),
     "healthz": (frozenset({"GET", "HEAD"}), {200: JSON}),
     "other": (frozenset(), {404: TEXT}),
 }
-METHOD_REFUSED = {405: TEXT}
+# A refused method: 405 in the endpoint's own error format.
+METHOD_REFUSED = {"pox": {405: XML}, "json": {405: JSON}}
 # A POX error code and the HTTP statuses it comes with.
-POX_STATUSES = {"600": {200, 413}, "601": {200}, "500": {404}}
-JSON_ERRORS = {400: {"InvalidRequest", "InvalidProtocol"}, 404: {"NotFound"}}
+POX_STATUSES = {"600": {200, 405, 413}, "601": {200}, "500": {404}}
+JSON_ERRORS = {
+    400: {"InvalidRequest", "InvalidProtocol"},
+    404: {"NotFound"},
+    405: {"InvalidRequest"},
+}
 MAX_REASON = 200  # a reason is shorter than this, as tests/test_web.py holds it
 
 AUTOCONFIG_PATHS = ("/mail/config-v1.1.xml", "/.well-known/autoconfig/mail/config-v1.1.xml")
@@ -740,7 +745,7 @@ def check(case: Case, response: TestResponse) -> None:
         assert {*allowed, "OPTIONS"} <= set(response.headers["Allow"].split(", "))
         return
     if case.kind != "other" and case.method not in allowed:
-        table = METHOD_REFUSED
+        table = METHOD_REFUSED.get(case.kind, {405: TEXT})
     assert status in table, (status, response.get_data()[:500])
     content_type = response.headers.get("Content-Type")
     assert content_type == table[status], (status, content_type)
@@ -918,9 +923,11 @@ def test_a_refused_method_names_the_allowed_ones(
     """RFC 9110 15.5.6: a 405 answer MUST carry an Allow header."""
     response = clients[False].open(path, method=method)
     assert response.status_code == 405
-    assert response.content_type == TEXT
+    pox = path.lower() == POX_PATH
+    wanted = XML if pox else JSON if path == JSON_PATH else TEXT
+    assert response.content_type == wanted
     allow = {m.strip() for m in response.headers.get("Allow", "").split(",")}
-    assert "GET" in allow and method not in allow, dict(response.headers)
+    assert ("POST" if pox else "GET") in allow and method not in allow, dict(response.headers)
 
 
 def direct_get(client: Client, path: str, host: str) -> Response:

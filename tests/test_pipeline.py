@@ -141,18 +141,21 @@ def test_query_parameters() -> None:
 
 
 @pytest.mark.parametrize(
-    ("method", "path", "allow"),
+    ("method", "path", "allow", "content_type"),
     [
-        ("PUT", "/mail/config-v1.1.xml", "GET, HEAD, OPTIONS"),
-        ("DELETE", "/autodiscover/autodiscover.xml", "GET, HEAD, OPTIONS, POST"),
-        ("POST", "/mobileconfig", "GET, HEAD, OPTIONS"),
-        ("PATCH", "/autodiscover/autodiscover.json", "GET, HEAD, OPTIONS"),
+        ("PUT", "/mail/config-v1.1.xml", "GET, HEAD, OPTIONS", "text/plain; charset=utf-8"),
+        ("DELETE", "/autodiscover/autodiscover.xml", "OPTIONS, POST", "text/xml; charset=utf-8"),
+        ("GET", "/autodiscover/autodiscover.xml", "OPTIONS, POST", "text/xml; charset=utf-8"),
+        ("POST", "/mobileconfig", "GET, HEAD, OPTIONS", "text/plain; charset=utf-8"),
+        ("PATCH", "/autodiscover/autodiscover.json", "GET, HEAD, OPTIONS", "application/json"),
+        ("PUT", "/healthz", "GET, HEAD, OPTIONS", "text/plain; charset=utf-8"),
     ],
 )
-def test_methods(client: Client, method: str, path: str, allow: str) -> None:
+def test_methods(client: Client, method: str, path: str, allow: str, content_type: str) -> None:
+    """A refused method: 405, Allow, and the reason in the endpoint's own error format."""
     refused = client.open(path, method=method)
     assert refused.status_code == 405 and refused.headers["Allow"] == allow
-    assert refused.content_type == "text/plain; charset=utf-8"
+    assert refused.content_type == content_type
     assert allow in refused.get_data(as_text=True)
     options = client.open(path, method="OPTIONS")
     assert options.status_code == 200 and options.headers["Allow"] == allow

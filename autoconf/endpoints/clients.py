@@ -70,9 +70,6 @@ def autoconfig_view(service: Service, request: Request) -> Answer:
 
 
 def pox_view(service: Service, request: Request) -> Answer:
-    if request.method != "POST":
-        # As Exchange answers a browser: an error document, HTTP 200.
-        return Answer(200, XML, autodiscover.error_document(600, "send a POST request"))
     pox = autodiscover.parse_request(request.body(autodiscover.MAX_BODY))
     address, _, entry = target(service, pox.email, "")
     assert address is not None
@@ -117,6 +114,8 @@ def json_error(exc: RequestError, request: Request | None = None) -> Answer:
 
 
 AUTOCONFIG = Endpoint("autoconfig", ("GET", "HEAD"), autoconfig_view, text_error)
-POX = Endpoint("pox", ("GET", "HEAD", "POST"), pox_view, pox_error)
+# POST only: a GET is 405 with the error document (ErrorCode 600), so that a client
+# that tries a GET (Delta Chat) moves on to its next source (docs/clients.md).
+POX = Endpoint("pox", ("POST",), pox_view, pox_error)
 JSON_ENDPOINT = Endpoint("json", ("GET", "HEAD"), json_view, json_error)
 MOBILECONFIG = Endpoint("mobileconfig", ("GET", "HEAD"), mobileconfig_view, text_error)

@@ -498,10 +498,12 @@ def test_pox_accepts_and_ignores_basic_authorization(service: Service) -> None:
     assert pox_protocols(parse_xml(with_auth))
 
 
-def test_pox_get_is_error_600_with_http_200(service: Service) -> None:
+def test_pox_get_is_405_with_error_600(service: Service) -> None:
+    """POST only: a client that tries a GET (Delta Chat) moves on to its next source."""
     for path in (POX_PATH, "/Autodiscover/Autodiscover.xml"):
         response = service.get(path)
-        assert response.status_code == 200
+        assert response.status_code == 405
+        assert response.headers["Allow"] == "OPTIONS, POST"
         code, message, _ = pox_error(response)
         assert (code, message) == (600, "Invalid Request")
 
