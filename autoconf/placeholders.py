@@ -32,9 +32,20 @@ def _as_is(text: str) -> str:
 def values(
     address: Address | None, domain: str, escape: Callable[[str], str] = _as_is
 ) -> dict[str, str]:
-    """What a request tells, escaped: the whole address, or only the domain."""
+    """What a request tells, escaped: the whole address, or only the domain.
+
+    With only the domain, the rest stays for the client to fill, but for an
+    internationalised domain ``%EMAILADDRESS%`` becomes ``%EMAILLOCALPART%@DOMAIN``
+    (its A-labels): a client filling ``%EMAILADDRESS%`` itself writes the domain
+    as its user typed it (``müller.example``), the answer to the address has
+    ``xn--mller-kva.example``, and one user would have two login names. An
+    ASCII domain is left to the client: the domain answered may not be the
+    user's own (Thunderbird for Android's MX path asks the hoster's name)."""
     if address is None:
-        return {EMAILDOMAIN: escape(domain)}
+        filled = {EMAILDOMAIN: escape(domain)}
+        if "xn--" in domain:
+            filled[EMAILADDRESS] = f"{EMAILLOCALPART}@{escape(domain)}"
+        return filled
     return {
         EMAILADDRESS: escape(address.full),
         EMAILLOCALPART: escape(address.local),

@@ -107,6 +107,18 @@ def test_without_address_only_the_domain_is_filled() -> None:
     assert root.findtext("emailProvider/outgoingServer/username") == "%EMAILLOCALPART%"
 
 
+def test_without_address_an_idn_domain_fills_the_domain_part_of_the_address() -> None:
+    """One login name however the client asked: for a domain with A-labels the
+    domain part of %EMAILADDRESS% is the service's, only the local part the client's."""
+    text = provider_text(
+        "  - {type: imap, host: imap.example.com, security: ssl}\n",
+        "  - {type: smtp, host: smtp.example.com, security: ssl}\n",
+    )
+    root = render(text, None, "xn--mller-kva.example")
+    wanted = "%EMAILLOCALPART%@xn--mller-kva.example"
+    assert root.findtext("emailProvider/incomingServer/username") == wanted
+
+
 def test_plaintext_rule_drops_cleartext_beside_tls() -> None:
     text = provider_text(
         server_yaml("imap", "none") + server_yaml("imap", "ssl"),

@@ -61,6 +61,26 @@ def test_autoconfig_by_host_fills_only_the_domain(client: Client, host: str) -> 
     assert root.xpath("//incomingServer/username/text()") == ["%EMAILADDRESS%"] * 2
 
 
+@pytest.mark.parametrize("host", ["autoconfig.müller.test", "autoconfig.xn--mller-kva.test"])
+def test_one_login_name_whether_or_not_the_address_was_sent(
+    make_app: Callable[..., Application], host: str
+) -> None:
+    """A Unicode domain: the same user name for the address and for the Host alone,
+    once the client has put in the local part (the A-label, lower case)."""
+    files = {
+        "m.yaml": "domains: [müller.test]\n"
+        "incoming: [{type: imap, host: imap.example.com, security: ssl}]\n"
+        "outgoing: [{host: smtp.example.com, security: ssl}]\n"
+    }
+    client = make_app(files).test_client()
+    path = AUTOCONFIG_PATHS[0]
+    by_host = xml(client.get(path, headers={"Host": host.encode("idna").decode()}))
+    by_address = xml(client.get(path, query_string={"emailaddress": "Anna@Müller.test"}))
+    template = by_host.xpath("//incomingServer/username/text()")[0]
+    assert template.replace("%EMAILLOCALPART%", "Anna") == "Anna@xn--mller-kva.test"
+    assert by_address.xpath("//incomingServer/username/text()")[0] == "Anna@xn--mller-kva.test"
+
+
 def test_forwarded_host_only_when_trusted(make_app: Callable[..., Application]) -> None:
     files = {"a.yaml": (DATA.parent.parent / "domains" / "example.com.yaml").read_text()}
     headers = {"Host": "127.0.0.1:8080", "X-Forwarded-Host": "autoconfig.example.com"}

@@ -92,10 +92,12 @@ def provider_for(domain: str) -> dict[str, Any]:
 
 
 def _fill(text: str, local: str | None, domain: str) -> str:
-    """Placeholders as the service fills them: what the request tells, nothing more."""
+    """Placeholders as the service fills them: what the request tells, and without an
+    address the domain part of the whole address of an IDN domain (docs/domain-files.md)."""
     text = text.replace("%EMAILDOMAIN%", domain)
+    if local is not None or "xn--" in domain:
+        text = text.replace("%EMAILADDRESS%", f"{local or '%EMAILLOCALPART%'}@{domain}")
     if local is not None:
-        text = text.replace("%EMAILADDRESS%", f"{local}@{domain}")
         text = text.replace("%EMAILLOCALPART%", local)
     return text
 
