@@ -14,7 +14,9 @@ What each promised ``auth`` value requires among the mechanisms offered:
 - ``NTLM``, ``GSSAPI``: the mechanism of that name; ``OAuth2``: XOAUTH2 or OAUTHBEARER.
 - ``TLS-client-cert``: not checked; servers offer EXTERNAL only to a client that
   shows a certificate, and the probe has none.
-- ``client-IP-address``, ``none``: no login, nothing to look for.
+- ``client-IP-address``, ``none``: no login, nothing to look for; but an SMTP
+  server that offers AUTH to a file that turns authentication off is a
+  mismatch: it most likely relays only for clients that log in.
 """
 
 from __future__ import annotations
@@ -124,6 +126,15 @@ def _auth_problems(server: Server, offer: Offer) -> list[str]:
             note = DIALECTS[server.type].no_login_command
         problems.append(
             f"{auth.value}: AUTH {' or '.join(wanted)} missing{note}; offered: {offered}"
+        )
+    if server.type is ServerType.SMTP and not server.needs_login and offer.mechanisms:
+        # The most common cause of "sending fails": clients told not to log in,
+        # a server that relays only for those who do.
+        problems.append(
+            f"{'/'.join(a.value for a in server.auth)}: the file turns SMTP "
+            f"authentication off, but the server offers AUTH {offered}: clients will "
+            "not log in, and it will refuse to relay their mail unless it takes it "
+            "by address alone"
         )
     return problems
 

@@ -289,3 +289,18 @@ def test_a_server_that_never_answers_times_out(
     assert rows[0].result == "ok"
     assert code == 1
     assert elapsed < 3, "the servers are probed in parallel, each within its timeout"
+
+
+def test_smtp_authentication_turned_off_is_caught(
+    mail: Mail, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The first cause of "sending fails": a file that tells clients not to log in to
+    an SMTP server that offers AUTH (and so relays for those who do)."""
+    incoming = [server("imap", mail.dovecot.imaps, "ssl")]
+    outgoing = [server("smtp", mail.smtp.port("submission"), "starttls", auth="none")]
+    code, rows = probe(tmp_path, capsys, incoming, outgoing, *with_ca(mail))
+    assert rows[1].result == "FAIL"
+    assert "turns SMTP authentication off, but the server offers AUTH LOGIN PLAIN" in (
+        rows[1].detail
+    )
+    assert code == 1
