@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -107,6 +107,152 @@ const [lookup, domain, email, resolve] = arguments;
 })();
 """
 )
+# The account hub's search, then what it does when the user clicks Done
+# (views/email.mjs, #validateAndFinish and #finishEmailAccountAddition): the
+# checks for an existing server, ConfigVerifier's login to the incoming server
+# (alternatives tried only for a config that did not come from XML), the
+# account created in the backend, and its first getNewMessages. The stage that
+# failed comes back with Thunderbird's own message.
+_VERIFY_AND_CREATE = (
+    _DESCRIBE
+    + r"""
+const [domain, email, password, resolve] = arguments;
+(async () => {
+  let stage = "discover";
+  try {
+    const { FindConfig } = ChromeUtils.importESModule(
+      "resource:///modules/accountcreation/FindConfig.sys.mjs");
+    const { AccountConfig } = ChromeUtils.importESModule(
+      "resource:///modules/accountcreation/AccountConfig.sys.mjs");
+    const { ConfigVerifier } = ChromeUtils.importESModule(
+      "resource:///modules/accountcreation/ConfigVerifier.sys.mjs");
+    const { CreateInBackend } = ChromeUtils.importESModule(
+      "resource:///modules/accountcreation/CreateInBackend.sys.mjs");
+    const search = FindConfig.parallelAutoDiscovery(
+      domain, email, new AbortController().signal, password);
+    let step = await search.next();
+    while (!step.done) {
+      step = await search.next({ acceptRedirect: false });
+    }
+    const config = step.value;
+    if (!config) {
+      resolve({ stage, error: "no configuration found" });
+      return;
+    }
+    FindConfig.ewsifyConfig(config);
+    AccountConfig.replaceVariables(config, "Test Person", email, password);
+    stage = "exists";
+    if (CreateInBackend.checkIncomingServerAlreadyExists(config)) {
+      resolve({ stage, error: "Account already exists." });
+      return;
+    }
+    if (config.outgoing.addThisServer) {
+      const existing = CreateInBackend.checkOutgoingServerAlreadyExists(config);
+      if (existing) {
+        config.outgoing.addThisServer = false;
+        config.outgoing.existingServerKey = existing.key;
+      }
+    }
+    stage = "verify";
+    const msgWindow = Services.wm.getMostRecentWindow("mail:3pane")?.msgWindow ?? null;
+    const verifier = new ConfigVerifier(msgWindow, new AbortController().signal);
+    let verified;
+    try {
+      verified = await verifier.verifyConfig(config, config.source != AccountConfig.kSourceXML);
+    } catch (e) {
+      verifier.cleanup();
+      resolve({ stage, error: e.message ?? String(e), config: describe(config) });
+      return;
+    }
+    config.incoming.auth = verified.incoming.auth;
+    config.outgoing.auth = verified.outgoing.auth;
+    config.incoming.username = verified.incoming.username;
+    config.outgoing.username = verified.outgoing.username;
+    stage = "create";
+    const account = await CreateInBackend.createAccountInBackend(config);
+    account.incomingServer.getNewMessages(account.incomingServer.rootFolder, msgWindow, null);
+    // What the backend holds, read back from the servers themselves.
+    const { MailServices } = ChromeUtils.importESModule("resource:///modules/MailServices.sys.mjs");
+    const incoming = account.incomingServer;
+    const outgoing = MailServices.outgoingServer.getServerByIdentity(account.defaultIdentity)
+      .QueryInterface(Ci.nsISmtpServer);
+    const created = {
+      incoming: server({ type: incoming.type, hostname: incoming.hostname, port: incoming.port,
+        socketType: incoming.socketType, auth: incoming.authMethod, username: incoming.username }),
+      outgoing: server({ type: outgoing.type, hostname: outgoing.hostname, port: outgoing.port,
+        socketType: outgoing.socketType, auth: outgoing.authMethod, username: outgoing.username }),
+    };
+    resolve({ account: account.key, config: describe(config), created });
+  } catch (e) {
+    resolve({ stage, error: String(e) });
+  }
+})();
+"""
+)
+# One check for new mail on the account's incoming server (IMAP: the Inbox
+# updated; POP3: the messages downloaded into the local Inbox), then the
+# subjects of the Inbox's messages as Thunderbird's database has them.
+_INBOX_SUBJECTS = r"""
+const [key, resolve] = arguments;
+(async () => {
+  try {
+    const { MailServices } = ChromeUtils.importESModule("resource:///modules/MailServices.sys.mjs");
+    const server = MailServices.accounts.getAccount(key).incomingServer;
+    const inbox = server.rootFolder.getFolderWithFlags(Ci.nsMsgFolderFlags.Inbox);
+    const status = await new Promise(done => {
+      server.getNewMessages(inbox, null, {
+        QueryInterface: ChromeUtils.generateQI(["nsIUrlListener"]),
+        OnStartRunningUrl() {},
+        OnStopRunningUrl(url, code) { done(code); },
+      });
+    });
+    const subjects = [...inbox.messages].map(header => header.mime2DecodedSubject);
+    resolve({ status, subjects });
+  } catch (e) {
+    resolve({ error: String(e) });
+  }
+})();
+"""
+# A message sent as the account's identity through the outgoing server the
+# identity names (what MessageSend's delivery does with the file it built):
+# the outgoing server service's server, its sendMailMessage, its listener's
+# onSendStop with the status and Thunderbird's own error message.
+_SEND = r"""
+const [key, to, subject, folder, resolve] = arguments;
+(async () => {
+  try {
+    const { MailServices } = ChromeUtils.importESModule("resource:///modules/MailServices.sys.mjs");
+    const identity = MailServices.accounts.getAccount(key).defaultIdentity;
+    const server = MailServices.outgoingServer.getServerByIdentity(identity);
+    const messageId = `<${Services.uuid.generateUUID().toString().slice(1, -1)}@test>`;
+    const text = [
+      `From: ${identity.fullName} <${identity.email}>`, `To: ${to}`, `Subject: ${subject}`,
+      `Message-ID: ${messageId}`, `Date: ${new Date().toUTCString()}`,
+      "MIME-Version: 1.0", "Content-Type: text/plain; charset=utf-8", "",
+      "Sent by Thunderbird in a test.", "",
+    ].join("\r\n");
+    const file = Cc["@mozilla.org/file/local;1"].createInstance(Ci.nsIFile);
+    file.initWithPath(folder);
+    file.append(`${subject.replace(/[^A-Za-z0-9-]/g, "_")}.eml`);
+    await IOUtils.writeUTF8(file.path, text);
+    const recipients = MailServices.headerParser.parseEncodedHeaderW(to);
+    const result = await new Promise(done => {
+      server.sendMailMessage(file, recipients, [], identity, identity.email, null, null, false,
+        messageId, {
+          QueryInterface: ChromeUtils.generateQI(["nsIMsgOutgoingListener"]),
+          onSendStart() {},
+          onSendStop(serverURI, status, secInfo, errorMessage) {
+            done({ status, errorMessage: errorMessage ?? null });
+          },
+        });
+    });
+    resolve({ ...result, server: { type: server.type, hostname: server.serverURI.host,
+      port: server.serverURI.port, auth: server.authMethod } });
+  } catch (e) {
+    resolve({ error: String(e) });
+  }
+})();
+"""
 # A new port mapping, and no connection kept from the old one: going offline
 # and back closes every open socket.
 _MAP_PORTS = r"""
@@ -146,9 +292,9 @@ class Thunderbird:
     http_port: int
     https_port: int
 
-    def _run(self, script: str, *args: Any) -> dict[str, Any]:
+    def _run(self, script: str, *args: Any, timeout: float = 60.0) -> dict[str, Any]:
         result = self.client.execute_async_script(
-            script, script_args=list(args), script_timeout=60_000
+            script, script_args=list(args), script_timeout=int(timeout * 1000)
         )
         assert isinstance(result, dict), result
         return result
@@ -167,6 +313,30 @@ class Thunderbird:
         """One lookup of the account hub alone: ``fromISP``, ``fromDB`` or ``forMX``."""
         domain = email.split("@", 1)[1]
         return self._run(_FETCH_CONFIG, lookup, domain, email)
+
+    def verify_and_create(
+        self, email: str, password: str = PASSWORD, *, timeout: float = 20.0
+    ) -> dict[str, Any]:
+        """The account hub from the address to Done: the search, ConfigVerifier's
+        login, the account created, its first check for mail. ``account`` (the
+        account's key) and ``config`` on success; ``stage`` and ``error``
+        (Thunderbird's message) where it stopped."""
+        domain = email.split("@", 1)[1]
+        return self._run(_VERIFY_AND_CREATE, domain, email, password, timeout=timeout)
+
+    def inbox_subjects(self, account: str, *, timeout: float = 10.0) -> list[str]:
+        """Check for new mail once, then the subjects in the account's Inbox."""
+        answer = self._run(_INBOX_SUBJECTS, account, timeout=timeout)
+        assert "error" not in answer, answer
+        return [str(subject) for subject in answer["subjects"]]
+
+    def send(self, account: str, to: str, subject: str, *, timeout: float = 15.0) -> dict[str, Any]:
+        """A message from the account to ``to`` through its outgoing server:
+        ``status`` 0 when the server took it, else an nsresult and
+        ``errorMessage``, Thunderbird's text for the user."""
+        outbox = self.started.log.parent / "outbox"
+        outbox.mkdir(exist_ok=True)
+        return self._run(_SEND, account, to, subject, str(outbox), timeout=timeout)
 
     def map_ports(self, mapping: str) -> None:
         self.client.execute_script(_MAP_PORTS, script_args=[mapping])
@@ -187,33 +357,26 @@ def start_thunderbird(
     *,
     prefs: Mapping[str, Any] | None = None,
     wrap: Callable[[list[str]], list[str]] | None = None,
+    more_cas: Sequence[Path] = (),
 ) -> Thunderbird:
     """Thunderbird with a new profile; ``prefs`` are added to its user.js, and
     ``wrap`` turns its command line into the one started (which must exec it,
-    keeping its PID)."""
+    keeping its PID); ``more_cas`` are trusted beside ``ca_file`` (the mail
+    servers' CA, say)."""
     profile = workdir / "profile"
     profile.mkdir(parents=True)
     marionette_port = free_port()
     (profile / "user.js").write_text(
         _user_js(marionette_port, http_port, https_port, prefs or {}), encoding="utf-8"
     )
-    # The profile's own certificate store trusts the test CA, and nothing else new.
+    # The profile's own certificate store trusts the test CAs, and nothing else new.
     subprocess.run(["certutil", "-N", "-d", f"sql:{profile}", "--empty-password"], check=True)
-    subprocess.run(
-        [
-            "certutil",
-            "-A",
-            "-d",
-            f"sql:{profile}",
-            "-t",
-            "C,,",
-            "-n",
-            "test-ca",
-            "-i",
-            str(ca_file),
-        ],
-        check=True,
-    )
+    for number, ca in enumerate([ca_file, *more_cas]):
+        nickname = "test-ca" if number == 0 else f"test-ca-{number}"
+        subprocess.run(
+            ["certutil", "-A", "-d", f"sql:{profile}", "-t", "C,,", "-n", nickname, "-i", str(ca)],
+            check=True,
+        )
     env = dict(os.environ)
     env.update(
         HOME=str(workdir),
