@@ -27,12 +27,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
+# BIND=HOST:PORT listens elsewhere; a busy address is said in one line.
 run: $(STAMP)
-	@echo "Serving ./domains on http://$(BIND)/ -- try:"
-	@echo "  curl 'http://$(BIND)/mail/config-v1.1.xml?emailaddress=alice@example.com'"
-	@echo "  curl -X POST --data-binary @tests/data/pox-request.xml http://$(BIND)/autodiscover/autodiscover.xml"
-	@echo "  curl 'http://$(BIND)/autodiscover/autodiscover.json?Email=bob@example.org&Protocol=AutodiscoverV1'"
-	$(BIN)/mail-autoconf serve --domains domains --bind $(BIND)
+	@$(BIN)/mail-autoconf serve --domains domains --bind $(BIND) --show-urls
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
