@@ -215,3 +215,22 @@ def test_the_stylesheet_is_served(client: Client) -> None:
     answer = client.get("/static/page.css")
     assert answer.status_code == 200 and answer.content_type.startswith("text/css")
     assert b"@media print" in answer.data
+
+
+@pytest.mark.parametrize(
+    ("accept", "lang"),
+    [
+        ("de-CH,fr-CH;q=0.9,en;q=0.5", "de"),  # a regional tag first is its language
+        ("en-GB,de;q=0.5", "en"),  # an exact match of lower quality does not win
+        ("fr,de;q=0.8", "de"),
+        ("de;q=0,en", "en"),  # q=0: not wanted
+        ("DE-at", "de"),
+        ("*", "en"),
+        ("", "en"),
+    ],
+)
+def test_the_browsers_order_of_languages_decides(client: Client, accept: str, lang: str) -> None:
+    response = client.get("/", headers={"Accept-Language": accept})
+    assert response.headers["Content-Language"] == lang
+    assert f'<html lang="{lang}"' in response.get_data(as_text=True)
+    assert response.headers["Vary"] == "Accept-Language"
