@@ -234,3 +234,12 @@ def test_the_browsers_order_of_languages_decides(client: Client, accept: str, la
     assert response.headers["Content-Language"] == lang
     assert f'<html lang="{lang}"' in response.get_data(as_text=True)
     assert response.headers["Vary"] == "Accept-Language"
+
+
+@pytest.mark.parametrize("typed", ["anna@xn--mller-kva.example", "anna@müller.example"])
+def test_an_idn_address_is_shown_in_unicode(client: Client, typed: str) -> None:
+    """People read müller, not xn--mller-kva; the profile link keeps the A-label."""
+    text = client.get("/", query_string={"emailaddress": typed}).get_data(as_text=True)
+    assert '<span class="address">anna@müller.example</span>' in text
+    assert 'value="anna@müller.example"' in text
+    assert "mobileconfig?emailaddress=anna%40xn--mller-kva.example" in text
