@@ -8,15 +8,21 @@ BIND ?= 127.0.0.1:8080
 
 # Real programs the end-to-end tests drive, from Debian, installed when one of
 # DEBIAN_PROGRAMS is missing: nginx, Thunderbird 153, certutil (Thunderbird's
-# certificate store), Dovecot (probe), Chromium (the page), Caddy and Pebble
-# (certificates on demand from an ACME test CA), dnsmasq (private name servers;
-# dnsmasq-base is the program alone, without the system service of "dnsmasq"),
-# promtool (deploy/prometheus/alerts.yml; Debian ships it in `prometheus`).
-DEBIAN_PACKAGES := nginx thunderbird libnss3-tools dovecot-imapd dovecot-pop3d chromium \
-	caddy pebble dnsmasq-base prometheus
+# certificate store), Dovecot with IMAP, POP3 and LMTP (probe; the mail stack
+# of tests/e2e/mailstack.py), Postfix (the mail stack's SMTP), Chromium (the
+# page), Caddy and Pebble (certificates on demand from an ACME test CA), dnsmasq
+# (private name servers; dnsmasq-base is the program alone, without the system
+# service of "dnsmasq"), promtool (deploy/prometheus/alerts.yml; Debian ships it
+# in `prometheus`).
+DEBIAN_PACKAGES := nginx thunderbird libnss3-tools dovecot-imapd dovecot-pop3d dovecot-lmtpd \
+	postfix chromium caddy pebble dnsmasq-base prometheus
 DEBIAN_PROGRAMS := /usr/sbin/nginx /usr/lib/thunderbird/thunderbird-bin /usr/bin/certutil \
-	/usr/sbin/dovecot /usr/bin/chromium /usr/bin/caddy /usr/bin/pebble /usr/sbin/dnsmasq \
-	/usr/bin/promtool
+	/usr/sbin/dovecot /usr/lib/dovecot/lmtp /usr/sbin/postfix /usr/bin/chromium /usr/bin/caddy \
+	/usr/bin/pebble /usr/sbin/dnsmasq /usr/bin/promtool
+# Services that installing their package starts, and the program that shows the
+# package was there before: when this target installed it, the service is
+# stopped and kept from starting at boot (one that was there before is left alone).
+STOPPED_SERVICES := prometheus:/usr/bin/prometheus postfix:/usr/sbin/postfix
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test fast lint typecheck unit check clean debian-packages
@@ -27,12 +33,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
+# BIND=HOST:PORT listens elsewhere; a busy address is said in one line.
 run: $(STAMP)
-	@echo "Serving ./domains on http://$(BIND)/ -- try:"
-	@echo "  curl 'http://$(BIND)/mail/config-v1.1.xml?emailaddress=alice@example.com'"
-	@echo "  curl -X POST --data-binary @tests/data/pox-request.xml http://$(BIND)/autodiscover/autodiscover.xml"
-	@echo "  curl 'http://$(BIND)/autodiscover/autodiscover.json?Email=bob@example.org&Protocol=AutodiscoverV1'"
-	$(BIN)/mail-autoconf serve --domains domains --bind $(BIND)
+	@$(BIN)/mail-autoconf serve --domains domains --bind $(BIND) --show-urls
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -42,22 +45,29 @@ typecheck: $(STAMP)
 	$(BIN)/mypy --strict autoconf
 
 # Installing `prometheus` starts Debian's Prometheus service (on :9090, scraping
-# itself); the tests use only promtool. When this target installed the package,
-# it stops that service and keeps it from starting at boot; a Prometheus that was
-# installed before is left alone.
+# itself); the tests use only promtool. Postfix is installed with its debconf
+# answer "No configuration" (no question asked, no /etc/postfix/main.cf), and
+# its system service is stopped too: no system Postfix holds port 25 (the tests
+# run their own, each in a network namespace of its own).
 debian-packages:
 	@missing=; for program in $(DEBIAN_PROGRAMS); do test -x $$program || missing=1; done; \
 	if test -n "$$missing"; then \
-	  had_prometheus=$$(test -x /usr/bin/prometheus && echo yes); \
+	  new=; for entry in $(STOPPED_SERVICES); do \
+	    test -x "$${entry#*:}" || new="$$new $${entry%%:*}"; \
+	  done; \
 	  echo "Installing $(DEBIAN_PACKAGES) from Debian"; \
+	  echo "postfix postfix/main_mailer_type select No configuration" \
+	    | $(SUDO) debconf-set-selections || exit 1; \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
 	    $(DEBIAN_PACKAGES) >/dev/null || exit 1; \
-	  if [ -z "$$had_prometheus" ] && [ -d /run/systemd/system ]; then \
-	    $(SUDO) systemctl disable --now prometheus.service >/dev/null 2>&1 || true; \
-	  elif [ -z "$$had_prometheus" ]; then \
-	    $(SUDO) invoke-rc.d prometheus stop >/dev/null 2>&1 || true; \
-	  fi; \
+	  for service in $$new; do \
+	    if [ -d /run/systemd/system ]; then \
+	      $(SUDO) systemctl disable --now $$service.service >/dev/null 2>&1 || true; \
+	    else \
+	      $(SUDO) invoke-rc.d $$service stop >/dev/null 2>&1 || true; \
+	    fi; \
+	  done; \
 	fi
 
 # TEST_FULL_LENGTH=1: the long runs (tests/e2e/test_reload_under_load.py for 20 s).

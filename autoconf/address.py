@@ -80,6 +80,17 @@ class Address:
     def full(self) -> str:
         return f"{self.local}@{self.domain}"
 
+    @property
+    def for_people(self) -> str:
+        """The address as a person reads it: an IDN domain in Unicode
+        (``anna@müller.example``), as :attr:`full` otherwise."""
+        if "xn--" not in self.domain:
+            return self.full
+        try:
+            return f"{self.local}@{idna.decode(self.domain)}"
+        except idna.IDNAError:
+            return self.full
+
 
 def parse_address(raw: str) -> Address:
     """Parse ``local@domain``; raise BadRequest with the reason if it is not one."""

@@ -13,9 +13,10 @@ import click
 from werkzeug.test import Client
 
 from autoconf.address import InvalidDomain, parse_address
-from autoconf.errors import RequestError
-from autoconf.exits import Exit
-from autoconf.model import normalize_domain_pattern
+from autoconf.errors import Problem, RequestError
+from autoconf.exits import Exit, counted
+from autoconf.folder import load_file
+from autoconf.model import Provider, normalize_domain_pattern
 from autoconf.ownership import EMPTY, FolderResult
 from autoconf.registry import load_folder
 from autoconf.render import autodiscover
@@ -91,31 +92,61 @@ def cli() -> None:
 @click.option("--workers", type=click.IntRange(1, 256), default=2, show_default=True)
 @setting_option("public_host")
 @setting_option("proxy_hops")
+@click.option("--show-urls", is_flag=True, help="Print URLs to try once the address is free.")
 def serve(
-    domains: Path | None, bind: str, workers: int, public_host: str | None, proxy_hops: int | None
+    domains: Path | None,
+    bind: str,
+    workers: int,
+    public_host: str | None,
+    proxy_hops: int | None,
+    show_urls: bool,
 ) -> int:
     """Run the service under gunicorn."""
-    from autoconf.serving import run  # gunicorn is only needed here
+    from autoconf.serving import address_in_use, run  # gunicorn is only needed here
 
     settings = _settings(domains=domains, public_host=public_host, proxy_hops=proxy_hops)
     settings.check()
     load_signer(settings)  # refuse to start, with the file and the reason
+    busy = address_in_use(bind)
+    if busy:
+        click.echo(f"mail-autoconf serve: {busy}", err=True)
+        return Exit.USAGE
+    if show_urls:
+        click.echo(f"Serving {settings.domains} on http://{bind}/ -- try:")
+        for example in TRY_URLS:
+            click.echo("  " + example.format(bind=bind))
     return run(settings, bind=bind, workers=workers)
 
 
+TRY_URLS = (
+    "curl 'http://{bind}/mail/config-v1.1.xml?emailaddress=alice@example.com'",
+    "curl -X POST --data-binary @tests/data/pox-request.xml "
+    "http://{bind}/autodiscover/autodiscover.xml",
+    "curl 'http://{bind}/autodiscover/autodiscover.json?Email=bob@example.org"
+    "&Protocol=AutodiscoverV1'",
+)
+
+
 @cli.command()
-@click.argument("folder", required=False, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
-def check(folder: Path | None, strict: bool) -> int:
-    """Validate and lint every domain file: FILE:LINE: key.path: message."""
+def check(paths: tuple[Path, ...], strict: bool) -> int:
+    """Validate and lint every domain file: FILE:LINE: key.path: message.
+
+    PATHS: a domain folder (by default AUTOCONF_DOMAINS), or domain files, such
+    as a new one before it is copied in."""
     settings = Settings.from_env()
-    folder = folder or settings.domains
-    if not folder.is_dir():
-        click.echo(f"{folder}: not a folder", err=True)
-        return Exit.USAGE
-    if folder.resolve() != settings.domains.resolve():
-        settings = settings.for_folder(folder)
-    result = _load(settings)
+    targets = paths or (settings.domains,)
+    if len(targets) == 1 and targets[0].is_dir():
+        if targets[0].resolve() != settings.domains.resolve():
+            settings = settings.for_folder(targets[0])
+        result = _load(settings)
+    else:
+        missing = [p for p in targets if not p.is_file()]
+        if missing:
+            click.echo(f"{missing[0]}: neither a domain file nor a folder of them", err=True)
+            return Exit.USAGE
+        result = _load_files(targets)
     for problem in result.problems:
         click.echo(str(problem))
     for contest in result.contests:
@@ -123,21 +154,38 @@ def check(folder: Path | None, strict: bool) -> int:
         click.echo(f"{contest.domain}: claimed by {', '.join(contest.claimants)}; {served}")
     for held in result.held:
         click.echo(f"{held.file}: missing; its last version serves until its grace ends")
+    failures = [
+        counted(len(result.errors), "error"),
+        counted(len(result.warnings), "warning"),
+    ]
     try:
         load_signer(settings)
         signing_ok = True
     except SettingsError as exc:
         click.echo(f"signing: {exc}")
         signing_ok = False
-    domains = result.domain_count
+        failures.append("signing not set up")
     contested = f", {len(result.contests)} contested" if result.contests else ""
     click.echo(
-        f"{result.files} files, {len(result.providers)} providers, {domains} domains{contested}: "
-        f"{len(result.errors)} errors, {len(result.warnings)} warnings"
+        f"{counted(result.files, 'file')}, {counted(len(result.providers), 'provider')}, "
+        f"{counted(result.domain_count, 'domain')}{contested}: {', '.join(failures)}"
     )
     if result.errors or not signing_ok or (strict and result.warnings):
         return Exit.INVALID
     return Exit.OK
+
+
+def _load_files(paths: tuple[Path, ...]) -> FolderResult:
+    """Domain files checked one by one, each as its folder's limits allow (whether
+    another file of a folder claims their domains shows when the folder is checked)."""
+    providers: list[Provider] = []
+    problems: list[Problem] = []
+    for path in paths:
+        provider, found = load_file(path)
+        problems += found
+        if provider is not None:
+            providers.append(provider)
+    return FolderResult(tuple(providers), (), tuple(problems), len(paths))
 
 
 RENDER_FORMATS = ("autoconfig", "autodiscover", "mobileconfig", "json")

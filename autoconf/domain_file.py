@@ -59,6 +59,14 @@ _INCOMING_AUTH_NAMES = tuple(a.value for a in Auth if a not in OUTGOING_ONLY_AUT
 _OUTGOING_ONLY_REASONS = MappingProxyType(
     {a.value.lower(): "is only for outgoing servers" for a in OUTGOING_ONLY_AUTH}
 )
+# What admins write for "TLS" without saying which: both are TLS.
+_TLS_HINT = (
+    "is not one of ssl, starttls, none: did you mean ssl (TLS from the first byte, "
+    "ports 993, 995, 465) or starttls (TLS after connecting, ports 143, 110, 587)?"
+)
+_SECURITY_HINTS = MappingProxyType(
+    dict.fromkeys(("tls", "ssl/tls", "tls/ssl", "ssl-tls"), _TLS_HINT)
+)
 _REVERSE_DNS = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)*\Z")
 
 
@@ -175,7 +183,7 @@ def _server(entry: Node, types: tuple[ServerType, ...]) -> Server | None:
     default_type = types[0].value if len(types) == 1 else None
     type_name = read.choice(entry, "type", [t.value for t in types], default=default_type)
     host = read.hostname(entry, "host", placeholders=HOST_PLACEHOLDERS)
-    security_name = read.choice(entry, "security", _SECURITY_NAMES)
+    security_name = read.choice(entry, "security", _SECURITY_NAMES, elsewhere=_SECURITY_HINTS)
     port = read.port(entry, "port")
     username = read.template(entry, "username", default=EMAILADDRESS)
     allowed_auth = _ALL_AUTH_NAMES

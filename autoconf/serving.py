@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -155,6 +156,23 @@ class _Application(BaseApplication):  # type: ignore[misc]
         from autoconf.app import create_app  # after prepare(): it imports prometheus_client
 
         return create_app(self.settings)
+
+
+def address_in_use(bind: str) -> str:
+    """Why ``bind`` (``HOST:PORT``) cannot be listened on ("" when it can): said
+    in one line before gunicorn starts, which would retry five times and stop."""
+    host, _, port = bind.rpartition(":")
+    if not host or not port.isdigit() or bind.startswith("unix:"):
+        return ""  # gunicorn's own forms (a socket path, fd://): gunicorn says
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+        try:
+            probe.bind((host.strip("[]"), int(port)))
+        except OSError as exc:
+            why = exc.strerror.lower() if exc.strerror else str(exc)
+            return f"cannot listen on {bind}: {why}; stop what uses it, or choose another --bind"
+    return ""
 
 
 def run(settings: Settings, *, bind: str, workers: int) -> int:

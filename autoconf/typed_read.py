@@ -154,14 +154,19 @@ def port(node: Node, key: str) -> int | None:
 
 
 def choice(
-    node: Node, key: str, choices: Sequence[str], *, default: str | None = None
+    node: Node,
+    key: str,
+    choices: Sequence[str],
+    *,
+    default: str | None = None,
+    elsewhere: Mapping[str, str] | None = None,
 ) -> str | None:
     if key not in node.map:
         if default is None:
             node.missing(key, f"missing: one of {', '.join(choices)}")
         return default
     try:
-        return values.one_choice(node.map[key], choices)
+        return values.one_choice(node.map[key], choices, elsewhere)
     except Invalid as exc:
         node.invalid(key, exc)
         return None

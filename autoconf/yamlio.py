@@ -185,6 +185,41 @@ def _missing_colon(text: str, line: int, problem: str) -> tuple[int, str]:
     return start, f"{problem} (is a ':' missing on this line?)"
 
 
+def _syntax_error(text: str, exc: yaml.MarkedYAMLError) -> tuple[int, str]:
+    """The line and words of a syntax error, as an admin can act on them."""
+    mark = exc.problem_mark or exc.context_mark
+    tab = "tab character" in (exc.problem or "")
+    if isinstance(exc, yaml.scanner.ScannerError) and exc.context_mark is not None and not tab:
+        # "while scanning a quoted scalar": the culprit is where the scalar
+        # began; the problem mark is wherever the scanner gave up. (A tab is
+        # where the problem mark says.)
+        mark = exc.context_mark
+    line = mark.line + 1 if mark is not None else 1
+    problem = exc.problem or exc.context or "invalid YAML"
+    if exc.context and exc.problem:
+        problem = f"{exc.context}: {exc.problem}"
+    found = _character_at(text, exc.problem_mark)
+    if "cannot start any token" in problem and found == "%":
+        return line, (
+            f"{problem}: a value that begins with % must be quoted, "
+            'as in username: "%EMAILADDRESS%"'
+        )
+    if tab or ("cannot start any token" in problem and found == "\t"):
+        return line, f"{problem}: YAML indents with spaces, never tabs"
+    if "mapping values are not allowed" in problem:
+        return _missing_colon(text, line, problem)
+    return line, problem
+
+
+def _character_at(text: str, mark: yaml.Mark | None) -> str:
+    if mark is None:
+        return ""
+    lines = text.splitlines()
+    if not 0 <= mark.line < len(lines) or not 0 <= mark.column < len(lines[mark.line]):
+        return ""
+    return lines[mark.line][mark.column]
+
+
 def load(text: str, file: str) -> tuple[Any, list[Problem]]:
     """Parse one YAML document; return the marked tree (or None) and every error."""
     loader = _Loader(text)
@@ -192,17 +227,7 @@ def load(text: str, file: str) -> tuple[Any, list[Problem]]:
         try:
             node = loader.get_single_node()
         except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            if isinstance(exc, yaml.scanner.ScannerError) and exc.context_mark is not None:
-                # "while scanning a quoted scalar": the culprit is where the scalar
-                # began; the problem mark is wherever the scanner gave up.
-                mark = exc.context_mark
-            line = mark.line + 1 if mark is not None else 1
-            problem = exc.problem or exc.context or "invalid YAML"
-            if exc.context and exc.problem:
-                problem = f"{exc.context}: {exc.problem}"
-            if "mapping values are not allowed" in problem:
-                line, problem = _missing_colon(text, line, problem)
+            line, problem = _syntax_error(text, exc)
             return None, [Problem(file, line, "(yaml)", f"syntax error: {problem}")]
         except yaml.YAMLError as exc:
             return None, [Problem(file, 1, "(yaml)", f"syntax error: {exc}")]

@@ -14,7 +14,7 @@ from autoconf.app import Application, create_app
 from autoconf.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "domains"
+EXAMPLES = ROOT / "tests" / "data" / "examples"  # a copy of domains/, which an admin may change
 DATA = Path(__file__).resolve().parent / "data"
 E2E = Path(__file__).resolve().parent / "e2e"
 

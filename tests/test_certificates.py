@@ -293,7 +293,9 @@ def test_the_example_of_deploy_md_is_what_the_command_prints(
     command, *shown = block.splitlines()
     folder = tmp_path / "domains"
     folder.mkdir()
-    (folder / "example.com.yaml").write_bytes((ROOT / "domains" / "example.com.yaml").read_bytes())
+    (folder / "example.com.yaml").write_bytes(
+        (ROOT / "tests" / "data" / "examples" / "example.com.yaml").read_bytes()
+    )
     args = command.replace("/etc/mail-autoconf/domains", str(folder)).split()
     code, out, err = run(capsys, *args)
     assert code == 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +24,7 @@ from autoconf.settings import Settings
 from tests.helpers import BROKEN_YAML
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "domains"
+EXAMPLES = ROOT / "tests" / "data" / "examples"  # a copy of domains/, which an admin may change
 
 NS_OUTLOOK_REQUEST = "http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006"
 NS = {
@@ -32,8 +33,9 @@ NS = {
 }
 PROBLEM = re.compile(r"(?P<file>.+):(?P<line>\d+): (?P<path>[^ ]+): (?P<message>.+)")
 SUMMARY = re.compile(
-    r"(?P<files>\d+) files, (?P<providers>\d+) providers, (?P<domains>\d+) domains: "
-    r"(?P<errors>\d+) errors, (?P<warnings>\d+) warnings"
+    r"(?P<files>\d+) files?, (?P<providers>\d+) providers?, (?P<domains>\d+) domains?"
+    r"(, \d+ contested)?: (?P<errors>\d+) errors?, (?P<warnings>\d+) warnings?"
+    r"(?P<signing>, signing not set up)?"
 )
 
 
@@ -96,6 +98,32 @@ def test_check_examples_is_clean(capsys: pytest.CaptureFixture[str]) -> None:
     assert summary["domains"] == "6"
     assert (summary["errors"], summary["warnings"]) == ("0", "0")
     assert _problems(captured.out + captured.err) == []
+
+
+def test_check_takes_files_and_counts_in_words(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A new file is checked before it is copied in; one of a thing is singular."""
+    new = tmp_path / "new.yaml"
+    new.write_text(WARNING_YAML, encoding="utf-8")
+    assert main(["check", str(new)]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[-1] == "1 file, 1 provider, 1 domain: 0 errors, 1 warning"
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(BROKEN_YAML, encoding="utf-8")
+    assert main(["check", str(new), str(broken)]) == 1
+    assert _summary(capsys.readouterr().out)["files"] == "2"
+    assert main(["check", str(tmp_path / "missing.yaml")]) == 2
+
+
+def test_a_signing_failure_shows_in_the_summary(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("AUTOCONF_SIGN_CERT", str(tmp_path / "none.pem"))
+    monkeypatch.setenv("AUTOCONF_SIGN_KEY", str(tmp_path / "none.key"))
+    assert main(["check", str(EXAMPLES)]) == 1
+    summary = _summary(capsys.readouterr().out)
+    assert (summary["errors"], summary["signing"]) == ("0", ", signing not set up")
 
 
 def test_check_reads_the_folder_from_the_environment(
@@ -377,3 +405,19 @@ def test_main_help_returns_0(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["no-such-command"]) == 2
+
+
+def test_serve_on_a_busy_address_says_so_in_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = main(["serve", "--domains", str(EXAMPLES), "--bind", f"127.0.0.1:{port}"])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert captured.err.strip().splitlines() == [
+        f"mail-autoconf serve: cannot listen on 127.0.0.1:{port}: address already in use; "
+        "stop what uses it, or choose another --bind"
+    ]

@@ -574,9 +574,7 @@ def test_import_one_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert main(["import", str(tmp_path / "in" / "example.xml"), "--out", str(out)]) == 0
     assert [p.name for p in out.iterdir()] == ["example.com.yaml"]
     err = capsys.readouterr().err
-    assert (
-        "1 files: 1 imported, 0 skipped (exists; --force overwrites), 0 failed, 0 warnings" in err
-    )
+    assert "1 file: 1 imported, 0 skipped (exists; --force overwrites), 0 failed, 0 warnings" in err
     assert "Importing" not in err  # a progress bar only for a folder
 
 
@@ -597,9 +595,7 @@ def test_import_a_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert "Importing" in err  # the progress bar's label, on stderr
     assert re.search(r"broken\.xml: error: not well-formed XML", err)
     assert f"{tmp_path / 'in' / 'c.xml'}: warning: incomingServer[1]: typo" in err
-    assert (
-        "4 files: 3 imported, 0 skipped (exists; --force overwrites), 1 failed, 1 warnings" in err
-    )
+    assert "4 files: 3 imported, 0 skipped (exists; --force overwrites), 1 failed, 1 warning" in err
 
 
 def test_no_overwrite_without_force(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

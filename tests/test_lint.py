@@ -16,7 +16,7 @@ from autoconf.folder import load_file
 from autoconf.lint import lint
 from autoconf.registry import load_folder
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "domains"
+EXAMPLES = Path(__file__).resolve().parent / "data" / "examples"
 
 
 def warnings_of(tmp_path: Path, text: str) -> list[Problem]:

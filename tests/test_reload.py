@@ -84,7 +84,9 @@ def test_a_broken_edit_keeps_the_last_good_version(
     (broken,) = registry.snapshot.broken
     assert broken.file == str(tmp_path / "a.yaml") and broken.serving_last_good
     assert [str(e) for e in changes.problems] == [
-        f"{tmp_path / 'a.yaml'}:2: incoming[0].security: 'tls' is not one of ssl, starttls, none"
+        f"{tmp_path / 'a.yaml'}:2: incoming[0].security: 'tls' is not one of ssl, starttls, "
+        "none: did you mean ssl (TLS from the first byte, ports 993, 995, 465) or starttls "
+        "(TLS after connecting, ports 143, 110, 587)?"
     ]
     # Fixed: served anew, no longer broken.
     write(tmp_path / "a.yaml", provider_yaml("a.example", host="imap3.example.com"))

@@ -82,7 +82,7 @@ def test_one_login_name_whether_or_not_the_address_was_sent(
 
 
 def test_forwarded_host_only_when_trusted(make_app: Callable[..., Application]) -> None:
-    files = {"a.yaml": (DATA.parent.parent / "domains" / "example.com.yaml").read_text()}
+    files = {"a.yaml": (DATA / "examples" / "example.com.yaml").read_text()}
     headers = {"Host": "127.0.0.1:8080", "X-Forwarded-Host": "autoconfig.example.com"}
     untrusted = make_app(files).test_client().get(AUTOCONFIG_PATHS[0], headers=headers)
     assert untrusted.status_code == 404
@@ -165,7 +165,7 @@ def test_autodiscover_json(client: Client, url: str) -> None:
 
 
 def test_autodiscover_json_public_host(make_app: Callable[..., Application]) -> None:
-    files = {"a.yaml": (DATA.parent.parent / "domains" / "example.com.yaml").read_text()}
+    files = {"a.yaml": (DATA / "examples" / "example.com.yaml").read_text()}
     client = make_app(files, public_host="autoconf.hoster.example").test_client()
     answer = client.get(
         "/autodiscover/autodiscover.json?Email=a@example.com&Protocol=AutodiscoverV1"
@@ -214,7 +214,7 @@ def test_autodiscover_json_points_only_at_a_served_host(
 
 
 def test_autodiscover_json_url_through_a_proxy(make_app: Callable[..., Application]) -> None:
-    files = {"a.yaml": (DATA.parent.parent / "domains" / "example.com.yaml").read_text()}
+    files = {"a.yaml": (DATA / "examples" / "example.com.yaml").read_text()}
     client = make_app(files, proxy_hops=1).test_client()
     forwarded = {"Host": "127.0.0.1:8080", "X-Forwarded-Proto": "https"}
     # An HTTPS port that is not 443 is kept; the default one is not written.
@@ -288,7 +288,7 @@ def test_autodiscover_json_errors(client: Client, url: str, status: int, code: s
 
 
 def test_healthz_lists_broken_files(make_app: Callable[..., Application]) -> None:
-    good = (DATA.parent.parent / "domains" / "example.com.yaml").read_text()
+    good = (DATA / "examples" / "example.com.yaml").read_text()
     app = make_app({"good.yaml": good, "bad.yaml": "domains: [x.example]\nincoming: 5\n"})
     body = json.loads(app.test_client().get("/healthz").data)
     assert body["status"] == "degraded"
@@ -334,7 +334,7 @@ def test_no_write_or_admin_endpoint(client: Client, method: str, path: str) -> N
 def test_healthz_tells_the_internet_nothing_but_status(
     make_app: Callable[..., Application],
 ) -> None:
-    good = (DATA.parent.parent / "domains" / "example.com.yaml").read_text()
+    good = (DATA / "examples" / "example.com.yaml").read_text()
     secret = "root:x:0:0:root:/root:/bin/bash"
     app = make_app({"good.yaml": good, "bad.yaml": f"domains: ['{secret}']\nincoming: 5\n"})
     client = app.test_client()

@@ -215,3 +215,31 @@ def test_the_stylesheet_is_served(client: Client) -> None:
     answer = client.get("/static/page.css")
     assert answer.status_code == 200 and answer.content_type.startswith("text/css")
     assert b"@media print" in answer.data
+
+
+@pytest.mark.parametrize(
+    ("accept", "lang"),
+    [
+        ("de-CH,fr-CH;q=0.9,en;q=0.5", "de"),  # a regional tag first is its language
+        ("en-GB,de;q=0.5", "en"),  # an exact match of lower quality does not win
+        ("fr,de;q=0.8", "de"),
+        ("de;q=0,en", "en"),  # q=0: not wanted
+        ("DE-at", "de"),
+        ("*", "en"),
+        ("", "en"),
+    ],
+)
+def test_the_browsers_order_of_languages_decides(client: Client, accept: str, lang: str) -> None:
+    response = client.get("/", headers={"Accept-Language": accept})
+    assert response.headers["Content-Language"] == lang
+    assert f'<html lang="{lang}"' in response.get_data(as_text=True)
+    assert response.headers["Vary"] == "Accept-Language"
+
+
+@pytest.mark.parametrize("typed", ["anna@xn--mller-kva.example", "anna@müller.example"])
+def test_an_idn_address_is_shown_in_unicode(client: Client, typed: str) -> None:
+    """People read müller, not xn--mller-kva; the profile link keeps the A-label."""
+    text = client.get("/", query_string={"emailaddress": typed}).get_data(as_text=True)
+    assert '<span class="address">anna@müller.example</span>' in text
+    assert 'value="anna@müller.example"' in text
+    assert "mobileconfig?emailaddress=anna%40xn--mller-kva.example" in text

@@ -27,20 +27,35 @@ def language(request: Request) -> str:
     if asked in page.LANGUAGES:
         return asked
     accepted = parse_accept_header(request.header("Accept-Language"), LanguageAccept)
-    return accepted.best_match(page.LANGUAGES) or page.DEFAULT_LANGUAGE
+    # In the browser's order of preference (Werkzeug sorts by quality), each tag
+    # as written or by its primary language: de-CH before en;q=0.5 is German,
+    # en-GB before de;q=0.5 English. (Werkzeug's best_match prefers any exact
+    # match, whatever its quality, to a regional one.)
+    for tag, quality in accepted:
+        if quality <= 0:
+            continue
+        tag = tag.lower()
+        for candidate in (tag, tag.split("-", 1)[0]):
+            if candidate in page.LANGUAGES:
+                return candidate
+    return page.DEFAULT_LANGUAGE
 
 
-def html(body: str, status: int = 200) -> Answer:
-    return Answer(
-        status, page.CONTENT_TYPE, body.encode(), (("Content-Security-Policy", page.CSP),)
+def html(body: str, status: int = 200, lang: str = page.DEFAULT_LANGUAGE) -> Answer:
+    """The page in ``lang``: it depends on Accept-Language, which caches must know."""
+    headers = (
+        ("Content-Security-Policy", page.CSP),
+        ("Content-Language", lang),
+        ("Vary", "Accept-Language"),
     )
+    return Answer(status, page.CONTENT_TYPE, body.encode(), headers)
 
 
 def page_view(service: Service, request: Request) -> Answer:
     lang = language(request)
     raw = request.arg("emailaddress")
     if not raw:
-        return html(page.form(lang))
+        return html(page.form(lang), lang=lang)
     address, domain, entry = target(service, raw, "")
     assert address is not None
     usable = entry.compiled.mobileconfig.shape.template is not None
@@ -56,7 +71,7 @@ def page_view(service: Service, request: Request) -> Answer:
         profile_link=profile if usable else None,
         signed=service.signer is not None,
     )
-    return html(body)
+    return html(body, lang=lang)
 
 
 def page_error(exc: RequestError, request: Request) -> Answer:
@@ -66,7 +81,8 @@ def page_error(exc: RequestError, request: Request) -> Answer:
         value = (request.arg("emailaddress") or "")[:MAX_ECHOED]
     except RequestError:  # not UTF-8: nothing to show again
         value = ""
-    return html(page.form(language(request), error=exc.reason, value=value), exc.status)
+    lang = language(request)
+    return html(page.form(lang, error=exc.reason, value=value), exc.status, lang)
 
 
 @lru_cache(maxsize=1)

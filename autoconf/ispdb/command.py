@@ -20,7 +20,7 @@ import click
 import yaml
 from lxml import etree
 
-from autoconf.exits import Exit
+from autoconf.exits import Exit, counted
 from autoconf.folder import load_file
 from autoconf.ispdb.document import Data, ImportFailed, parse
 from autoconf.ispdb.provider import domain_data
@@ -179,9 +179,9 @@ def import_main(source: Path, out: Path, *, force: bool) -> int:
         tally[outcome] += 1
         tally["warnings"] += warnings
     click.echo(
-        f"{len(sources)} files: {tally['imported']} imported, "
+        f"{counted(len(sources), 'file')}: {tally['imported']} imported, "
         f"{tally['skipped']} skipped (exists; --force overwrites), "
-        f"{tally['failed']} failed, {tally['warnings']} warnings",
+        f"{tally['failed']} failed, {counted(tally['warnings'], 'warning')}",
         err=True,
     )
     return Exit.INVALID if tally["failed"] or tally["skipped"] else Exit.OK

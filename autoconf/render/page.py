@@ -106,9 +106,9 @@ def settings(
         lang=language,
         other=_other(language),
         error=None,
-        value=address.full,
+        value=address.for_people,
         settings={
-            "address": address.full,
+            "address": address.for_people,
             "provider": provider.name,
             "incoming": incoming,
             "outgoing": outgoing,

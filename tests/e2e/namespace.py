@@ -12,8 +12,9 @@ the namespace ends when its last process exits and ``close()`` drops its file.
 ``with_resolv_conf(path, command)`` runs ``command`` in a mount namespace of its
 own where ``path`` is bind-mounted over /etc/resolv.conf: the C library's
 resolver (``res_search``, ``getaddrinfo``) of that process reads it, and the
-machine's file stays as it is. The command keeps its PID (``unshare`` and ``sh``
-exec it), so it is stopped like any other.
+machine's file stays as it is; ``with_files`` does the same for any files (a
+hosts file over /etc/hosts, say). The command keeps its PID (``unshare`` and
+``sh`` exec it), so it is stopped like any other.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 import ctypes
 import os
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,9 +81,16 @@ def write_resolv_conf(path: Path, nameserver: str) -> Path:
     return path
 
 
-def with_resolv_conf(resolv_conf: Path, command: Sequence[str]) -> list[str]:
-    """``command`` with ``resolv_conf`` as its /etc/resolv.conf (its own mount namespace,
-    private propagation: the bind mount is seen by no other process)."""
-    script = 'mount --bind "$0" /etc/resolv.conf && exec "$@"'
+def with_files(files: Mapping[str, Path], command: Sequence[str]) -> list[str]:
+    """``command`` with each of ``files`` bind-mounted over the path it is given for
+    (``{"/etc/hosts": hosts}``), in a mount namespace of its own with private
+    propagation: the mounts are seen by no other process."""
+    mounts = " && ".join(f'mount --bind "${index}" {target}' for index, target in enumerate(files))
+    script = f'{mounts} && shift {len(files) - 1} && exec "$@"'
     unshare = ["unshare", "--mount", "--propagation", "private", "--"]
-    return [*unshare, "sh", "-c", script, str(resolv_conf), *command]
+    return [*unshare, "sh", "-c", script, *(str(path) for path in files.values()), *command]
+
+
+def with_resolv_conf(resolv_conf: Path, command: Sequence[str]) -> list[str]:
+    """``command`` with ``resolv_conf`` as its /etc/resolv.conf."""
+    return with_files({"/etc/resolv.conf": resolv_conf}, command)

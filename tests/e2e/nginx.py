@@ -220,16 +220,20 @@ def start_nginx(
     public_host: str = PUBLIC_HOST,
     default_names: Sequence[str] = (),
     hosts_log: bool = False,
+    http_port: int | None = None,
+    https_port: int | None = None,
 ) -> Nginx:
     """nginx with the site for ``folder``: a certificate of the test CA for each one
     `mail-autoconf certificates` lists, and one for the bare domains.
 
     ``default_names`` go into the public host's certificate too: names no listed
     certificate can hold (a catch-all's) reach the default server, the public
-    host's, where an on-demand certificate would name them.
+    host's, where an on-demand certificate would name them. The ports are free
+    ones unless given (80 and 443 inside a network namespace of the test's, for
+    a client that cannot be pointed at others).
     """
     workdir.mkdir(parents=True, exist_ok=True)
-    http_port, https_port = free_port(), free_port()
+    http_port, https_port = http_port or free_port(), https_port or free_port()
     files = write_site(
         workdir,
         http_port=http_port,

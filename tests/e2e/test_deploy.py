@@ -332,7 +332,9 @@ def site_with_certificates(tmp_path: Path, folder: Path, bare: list[str]) -> Sit
 
 
 def test_nginx_accepts_the_site(tmp_path: Path) -> None:
-    files = site_with_certificates(tmp_path, ROOT / "domains", ["example.com", "example.net"])
+    files = site_with_certificates(
+        tmp_path, ROOT / "tests" / "data" / "examples", ["example.com", "example.net"]
+    )
     nginx_test(tmp_path, files.site)
 
 
@@ -406,7 +408,7 @@ def test_every_server_of_the_nginx_site_holds_slow_clients_off() -> None:
     https = (DEPLOY / "nginx" / "mail-autoconf-https.conf").read_text(encoding="utf-8")
     include = f"include {HTTPS_SNIPPET};"
     # The site's four, and those `certificates --format nginx` prints (the domains' HTTPS).
-    generated = certificates(ROOT / "domains", PUBLIC_HOST, "nginx")
+    generated = certificates(ROOT / "tests" / "data" / "examples", PUBLIC_HOST, "nginx")
     servers = nginx_servers(site) + nginx_servers(generated)
     assert len(servers) == 5
     for server in servers:

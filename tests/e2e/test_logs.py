@@ -21,7 +21,7 @@ from tests.e2e.test_nginx import https
 from tests.helpers import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "domains"
+EXAMPLES = ROOT / "tests" / "data" / "examples"  # a copy of domains/, which an admin may change
 # Local parts no log line may show, in any spelling: each sent as the cases below.
 LOCAL_PARTS = ["ünique.person", "john=smith", "alice smith", "bob+tag", '"a b@c"', "x\u00a0y"]
 

@@ -30,7 +30,7 @@ from tests.e2e.processes import start_service
 from tests.helpers import BROKEN_YAML, SPEC_DEFAULT_PORTS
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "domains"
+EXAMPLES = ROOT / "tests" / "data" / "examples"  # a copy of domains/, which an admin may change
 REQUEST_TIMEOUT = 10.0
 
 NS_RESPONSE = "http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006"
