@@ -3,9 +3,11 @@ headless Thunderbird for the whole test session."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,19 +39,19 @@ class Front:
     nginx: Nginx
 
 
-@pytest.fixture(scope="session")
-def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
-    """The service behind nginx, as deploy/nginx/ describes it."""
-    base = tmp_path_factory.mktemp("front")
-    service, port = start_service(CLIENT_DOMAINS_DIR, base, "--proxy-hops", "1")
+@contextmanager
+def behind_nginx(
+    base: Path,
+    folder: Path,
+    bare_domains: Sequence[str],
+    service_args: Sequence[str] = (),
+    **nginx_options: Any,
+) -> Iterator[Front]:
+    """`mail-autoconf serve --proxy-hops 1` for ``folder`` behind nginx, as
+    deploy/nginx/ describes it; both stopped by their PIDs afterwards."""
+    service, port = start_service(folder, base, "--proxy-hops", "1", *service_args)
     try:
-        nginx = start_nginx(
-            base / "nginx",
-            port,
-            CLIENT_DOMAINS_DIR,
-            CLIENT_DOMAINS,
-            default_names=UNLISTED_NAMES,
-        )
+        nginx = start_nginx(base / "nginx", port, folder, bare_domains, **nginx_options)
     except BaseException:
         service.stop()
         raise
@@ -58,6 +60,16 @@ def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
     finally:
         nginx.stop()
         service.stop()
+
+
+@pytest.fixture(scope="session")
+def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
+    """The service behind nginx, for the client tests' domains."""
+    base = tmp_path_factory.mktemp("front")
+    with behind_nginx(
+        base, CLIENT_DOMAINS_DIR, CLIENT_DOMAINS, default_names=UNLISTED_NAMES
+    ) as serving:
+        yield serving
 
 
 @pytest.fixture(scope="session")

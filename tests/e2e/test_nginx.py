@@ -16,9 +16,8 @@ from lxml import etree
 from autoconf.certificates import PUBLIC
 from autoconf.render.page import qr_svg
 from tests.conftest import DATA
-from tests.e2e.conftest import Front
-from tests.e2e.nginx import PUBLIC_HOST, start_nginx
-from tests.e2e.processes import start_service
+from tests.e2e.conftest import Front, behind_nginx
+from tests.e2e.nginx import PUBLIC_HOST
 
 POX = (DATA / "pox-request.xml").read_bytes().replace(b"alice@example.com", b"a@ssl.test.example")
 NS = {"o": "http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a"}
@@ -182,17 +181,10 @@ def sharded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
         ),
         encoding="utf-8",
     )
-    service, port = start_service(folder, base, "--proxy-hops", "1", "--public-host", PUBLIC_HOST)
-    try:
-        nginx = start_nginx(base / "nginx", port, folder, ["shard0.test.example"])
-    except BaseException:
-        service.stop()
-        raise
-    try:
-        yield Front(service, port, nginx)
-    finally:
-        nginx.stop()
-        service.stop()
+    with behind_nginx(
+        base, folder, ["shard0.test.example"], ["--public-host", PUBLIC_HOST]
+    ) as serving:
+        yield serving
 
 
 def served_names(front: Front, name: str) -> set[str]:
