@@ -92,6 +92,17 @@ class Address:
             return self.full
 
 
+def public_host_name(text: str) -> str:
+    """The host name of ``AUTOCONF_PUBLIC_HOST`` (a port left off), as an A-label;
+    InvalidDomain for one that names no host a certificate can hold."""
+    host = text.strip()
+    if host.count(":") == 1:
+        host, _, port = host.partition(":")
+        if not port.isdigit():
+            raise InvalidDomain(f"{text!r}: the port must be a number")
+    return normalize_domain(host)
+
+
 def parse_address(raw: str) -> Address:
     """Parse ``local@domain``; raise BadRequest with the reason if it is not one."""
     if "@" not in raw:

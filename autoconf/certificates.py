@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import click
 
-from autoconf.address import InvalidDomain, normalize_domain
+from autoconf.address import InvalidDomain, public_host_name
 from autoconf.exits import Exit
 from autoconf.ownership import FolderResult
 from autoconf.settings import Settings
@@ -76,17 +76,6 @@ class Plan:
     @property
     def names(self) -> int:
         return sum(len(c.names) for c in self.certificates)
-
-
-def public_name(text: str) -> str:
-    """The host name of ``AUTOCONF_PUBLIC_HOST`` (a port left off), as an A-label;
-    InvalidDomain for one that names no host a certificate can hold."""
-    host = text.strip()
-    if host.count(":") == 1:
-        host, _, port = host.partition(":")
-        if not port.isdigit():
-            raise InvalidDomain(f"{text!r}: the port must be a number")
-    return normalize_domain(host)
 
 
 def domain_key(domain: str) -> int:
@@ -242,7 +231,7 @@ def certificates_main(settings: Settings, result: FolderResult, fmt: str) -> int
     host = None
     if settings.public_host:
         try:
-            host = public_name(settings.public_host)
+            host = public_host_name(settings.public_host)
         except InvalidDomain as exc:
             click.echo(f"public host: {exc}", err=True)
             return Exit.USAGE

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from autoconf.address import InvalidDomain, normalize_domain
+from autoconf.address import InvalidDomain, normalize_domain, public_host_name
 from autoconf.model import Provider, registered_domain
 from autoconf.placeholders import PLACEHOLDER_LIKE
 from autoconf.resolver import LookupFailed
@@ -189,9 +189,8 @@ def _strip_dot(name: str) -> str:
 
 
 def _host_only(host: str) -> str:
-    """The public host without a port, normalised."""
-    name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    """The public host without a port, normalised (as written when it names none)."""
     try:
-        return normalize_domain(name)
+        return public_host_name(host)
     except InvalidDomain:
-        return name
+        return host
