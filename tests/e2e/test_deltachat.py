@@ -21,9 +21,9 @@ Delta Chat's strict TLS checks certificates against the roots compiled into the
 core: there is no system store to add the test CA to. So each account sets
 ``imap_certificate_checks`` = 3 (accept invalid certificates) before
 ``configure``, which the core applies to IMAP, SMTP and its HTTPS fetch of the
-autoconfig document alike. TLS is still spoken everywhere (nginx has no plain
-HTTPS, Dovecot refuses plaintext logins, Postfix's submission ports require
-TLS); only the certificate goes unchecked.
+autoconfig document alike. TLS is still spoken everywhere (the core asks only
+https:// URLs, Dovecot refuses plaintext logins, Postfix's submission ports
+require TLS); only the certificate goes unchecked.
 
 What it checks, for each case a domain file: the settings the core reports
 (``get_info()["used_transport_settings"]``: host, port and security of each
@@ -34,8 +34,9 @@ from one account to another arrives, encrypted (2.65 will not send
 unencrypted: the two exchange their keys as vCards first, as sharing a contact
 does).
 
-About 8 s on two cores, most of it starting nginx, the service and the mail
-stack; each configure takes about 0.2 s and each message under a second.
+About 12 s on two cores: some 3 s to start dnsmasq, the mail stack, the
+service, nginx and two cores, 2.5 s to stop them; each configure takes about
+0.2 s, each message under a second from send to arrival.
 """
 
 from __future__ import annotations
@@ -360,7 +361,7 @@ def test_pop3_only_domain_fails_with_delta_chats_own_error(world: World) -> None
     account = user(POP3, "user1")
     configured = world.configure(account.address, account.password)
     assert configured.error == POP3_ERROR
-    # It did read the document (twice: its IMAP and SMTP searches each fetch it),
+    # It did read the document (fetched twice in one configure),
     # kept the file's SMTP server, and guessed IMAP where the file has none.
     target = f"{AUTOCONFIG}?emailaddress={account.address}"
     wanted = logged("autoconfig.pop3.test", target)
