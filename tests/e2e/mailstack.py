@@ -72,17 +72,6 @@ class MailPorts:
     submission: int = 587
     submissions: int = 465
 
-    def all(self) -> list[int]:
-        return [
-            self.imap,
-            self.imaps,
-            self.pop3,
-            self.pop3s,
-            self.smtp,
-            self.submission,
-            self.submissions,
-        ]
-
 
 @dataclass
 class MailStack:
