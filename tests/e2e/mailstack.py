@@ -28,6 +28,7 @@ PID of its master. Nothing is installed or started at import; the Makefile's
 from __future__ import annotations
 
 import pwd
+import re
 import shutil
 import subprocess
 import tempfile
@@ -71,17 +72,6 @@ class MailPorts:
     submission: int = 587
     submissions: int = 465
 
-    def all(self) -> list[int]:
-        return [
-            self.imap,
-            self.imaps,
-            self.pop3,
-            self.pop3s,
-            self.smtp,
-            self.submission,
-            self.submissions,
-        ]
-
 
 @dataclass
 class MailStack:
@@ -105,6 +95,31 @@ class MailStack:
     def dovecot_log(self) -> str:
         path = self.folder / "dovecot.log"
         return path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
+
+    def logins(self) -> list[tuple[str, str, int]]:
+        """Each login Dovecot accepted: (``imap`` or ``pop3``, the user, the port)."""
+        found = re.findall(
+            r"(imap|pop3)-login: Info: Login: user=<([^>]*)>, lport=(\d+),", self.dovecot_log()
+        )
+        return [(protocol, user, int(port)) for protocol, user, port in found]
+
+    def refused_logins(self) -> list[str]:
+        """The user names Dovecot refused (unknown, or a wrong password)."""
+        pattern = r"passwd-file\(([^,)]*)[^)]*\): (?:unknown user|Password mismatch)"
+        return re.findall(pattern, self.dovecot_log())
+
+    def submitted(self) -> list[tuple[str, str]]:
+        """Each message Postfix took on a submission port, after a login:
+        (``submission`` for 587 or ``submissions`` for 465, the SASL user name)."""
+        pattern = (
+            r"postfix/(submissions?)/smtpd\[\d+\]: \w+: client=[^,]*, "
+            r"sasl_method=\S+, sasl_username=(\S+)"
+        )
+        return re.findall(pattern, self.maillog())
+
+    def delivered(self) -> list[str]:
+        """The recipients Postfix delivered to Dovecot (over LMTP)."""
+        return re.findall(r"postfix/lmtp\[\d+\]: \w+: to=<([^>]*)>.* status=sent", self.maillog())
 
     def stop(self) -> None:
         if self._stopped:
@@ -173,9 +188,10 @@ ssl_cert = <{chain}
 ssl_key = <{key}
 ssl_min_protocol = TLSv1.2
 disable_plaintext_auth = yes
-# Every failed login logged with the name tried: a client that guessed a login
-# shows in the log.
+# Every failed login logged with the name tried (a client that guessed a login
+# shows), and each login with the port it came to.
 auth_verbose = yes
+login_log_format_elements = user=<%u> lport=%{{lport}} method=%m rip=%r lip=%l mpid=%e %c
 auth_mechanisms = plain login
 mail_location = maildir:~/Maildir
 first_valid_uid = {uid}
@@ -242,7 +258,8 @@ smtpd_relay_restrictions = permit_sasl_authenticated, reject_unauth_destination
 
 def postfix_master_cf(ports: MailPorts) -> str:
     """No service chrooted (the folder is not laid out for it); the submission ports
-    accept nothing before a login."""
+    accept nothing before a login, and log as ``postfix/submission`` (587) and
+    ``postfix/submissions`` (465)."""
     submission = (
         "  -o smtpd_sasl_auth_enable=yes\n"
         "  -o smtpd_client_restrictions=permit_sasl_authenticated,reject\n"
@@ -273,8 +290,10 @@ def postfix_master_cf(ports: MailPorts) -> str:
     lines = ["# Generated for a test by tests/e2e/mailstack.py\n"]
     lines.append(f"127.0.0.1:{ports.smtp} inet n - n - - smtpd\n")
     lines.append(f"127.0.0.1:{ports.submission} inet n - n - - smtpd\n")
+    lines.append("  -o syslog_name=postfix/submission\n")
     lines.append("  -o smtpd_tls_security_level=encrypt\n" + submission)
     lines.append(f"127.0.0.1:{ports.submissions} inet n - n - - smtpd\n")
+    lines.append("  -o syslog_name=postfix/submissions\n")
     lines.append("  -o smtpd_tls_wrappermode=yes\n" + submission)
     for name, kind, private, wakeup, limit, command in services:
         lines.append(f"{name} {kind} {private} - n {wakeup} {limit} {command}\n")
