@@ -25,7 +25,7 @@ DEBIAN_PROGRAMS := /usr/sbin/nginx /usr/lib/thunderbird/thunderbird-bin /usr/bin
 STOPPED_SERVICES := prometheus:/usr/bin/prometheus postfix:/usr/sbin/postfix
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test fast lint typecheck unit check clean debian-packages
+.PHONY: run test fast lint typecheck unit check clean debian-packages messages
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -85,3 +85,12 @@ fast: $(STAMP) lint typecheck
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info
+
+# The page's messages: extract them into autoconf/locale/page.pot and merge them
+# into each language's catalog (then translate what is new; tests/test_translations.py
+# fails on any message a catalog lacks).
+messages: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg --no-location --sort-output --omit-header \
+	  -k N_ -o autoconf/locale/page.pot .
+	$(BIN)/pybabel update -i autoconf/locale/page.pot -d autoconf/locale -D page \
+	  --no-location --omit-header --no-fuzzy-matching

@@ -84,12 +84,18 @@ class Address:
     def for_people(self) -> str:
         """The address as a person reads it: an IDN domain in Unicode
         (``anna@müller.example``), as :attr:`full` otherwise."""
-        if "xn--" not in self.domain:
-            return self.full
-        try:
-            return f"{self.local}@{idna.decode(self.domain)}"
-        except idna.IDNAError:
-            return self.full
+        return f"{self.local}@{host_for_people(self.domain)}"
+
+
+def host_for_people(host: str) -> str:
+    """A host name as a person reads it: A-labels in Unicode (``müller.example``),
+    the name as it is when it has none or they do not decode."""
+    if "xn--" not in host.lower():
+        return host
+    try:
+        return str(idna.decode(host))
+    except (idna.IDNAError, UnicodeError):
+        return host
 
 
 def public_host_name(text: str) -> str:

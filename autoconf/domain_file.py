@@ -13,6 +13,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from autoconf import typed_read as read
+from autoconf.branding import AssetUnreadable, ReadAsset, read_color, read_logo, read_support
 from autoconf.domain_list import ReadList, read_domains, read_list_beside
 from autoconf.errors import Problem
 from autoconf.model import (
@@ -49,6 +50,7 @@ _TOP_KEYS = (
     "documentation",
     "oauth2",
     "mobileconfig",
+    "support",
 )
 _SERVER_KEYS = ("type", "host", "port", "security", "auth", "username", "pop3")
 _POP3_KEYS = ("leave_messages_on_server", "days_to_leave_messages_on_server", "download_on_biff")
@@ -78,10 +80,12 @@ def build_provider(
     max_domains: int | None = None,
     pool: dict[Server, Server] | None = None,
     known: Collection[str] = (),
+    read_asset: ReadAsset | None = None,
 ) -> tuple[Provider | None, list[Problem]]:
     """Validate a whole file; return the provider (None on any error) and every problem.
 
-    ``read_list`` reads the domains_from file (by default, unbounded, from ``base_dir``).
+    ``read_list`` reads the domains_from file (by default, unbounded, from ``base_dir``),
+    ``read_asset`` the logo (by default from ``base_dir``).
     Servers equal to one in ``pool`` are that one: a hoster's one-domain files name
     the same servers again and again, and 100,000 such files then hold them once.
     (Server equality leaves out where in its file a server was written.)
@@ -106,12 +110,14 @@ def build_provider(
     meta = read.child(root, "provider")
     first = next((d for d in domains if d != CATCH_ALL), "catch-all")
     provider_id = first.removeprefix(WILDCARD_PREFIX)
-    name = short_name = None
+    name = short_name = logo = color = None
     if meta is not None:
-        read.keys(meta, ("id", "name", "short_name"))
+        read.keys(meta, ("id", "name", "short_name", "logo", "color"))
         provider_id = read.hostname(meta, "id", default=provider_id) or provider_id
         name = read.string(meta, "name")
         short_name = read.string(meta, "short_name")
+        logo = read_logo(meta, read_asset or read_asset_beside(base_dir))
+        color = read_color(meta)
     display_name = name or provider_id
 
     provider = Provider(
@@ -129,10 +135,28 @@ def build_provider(
         documentation=tuple(_documentation(root)),
         oauth2=_oauth2(root),
         mobileconfig=_mobileconfig(root, provider_id, display_name),
+        logo=logo,
+        color=color,
+        support=read_support(root),
         origins=origins,
         patterns=tuple(patterns),
     )
     return (None if problems.has_errors else provider), problems.found
+
+
+def read_asset_beside(base_dir: Path) -> ReadAsset:
+    """A ReadAsset for a file in ``base_dir`` (for tests and tools)."""
+
+    def read_file(name: str) -> bytes:
+        path = base_dir / name
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise AssetUnreadable(
+                f"cannot read {path}: {(exc.strerror or str(exc)).lower()}"
+            ) from None
+
+    return read_file
 
 
 def _servers(

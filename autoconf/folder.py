@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autoconf import yamlio
+from autoconf.branding import MAX_LOGO_BYTES, AssetUnreadable
 from autoconf.domain_file import build_provider
 from autoconf.domain_list import ListUnreadable
 from autoconf.errors import Problem
@@ -156,8 +157,7 @@ def parse_file(
     except UnicodeDecodeError as exc:
         return None, [Problem(file, 1, "(file)", f"not UTF-8 text ({exc.reason})")], [path]
     tree, problems = yamlio.load(text, file)
-    named = tree.get("domains_from") if isinstance(tree, yamlio.MarkedMap) else None
-    dependencies = [path, path.parent / named] if isinstance(named, str) else [path]
+    dependencies = [path, *(path.parent / name for name in named_files(tree))]
     if tree is None:
         return None, problems, dependencies
 
@@ -174,14 +174,34 @@ def parse_file(
             reason = (exc.strerror or str(exc)).lower()
             raise ListUnreadable(f"cannot read {list_path}: {reason}") from None
 
+    def read_asset(name: str) -> bytes:
+        asset_path = path.parent / name
+        try:
+            return read_bounded(asset_path, MAX_LOGO_BYTES, limits)
+        except ReadRefused as exc:
+            raise AssetUnreadable(f"{asset_path}: {exc.reason}") from None
+        except OSError as exc:
+            reason = (exc.strerror or str(exc)).lower()
+            raise AssetUnreadable(f"cannot read {asset_path}: {reason}") from None
+
     provider, more = build_provider(
-        tree, file, path.parent, read_list, limits.max_domains, pool, known
+        tree, file, path.parent, read_list, limits.max_domains, pool, known, read_asset
     )
     problems += more
     if any(p.is_error for p in problems):
         return None, problems, dependencies
     assert provider is not None
     return provider, problems + lint(provider), dependencies
+
+
+def named_files(tree: object) -> list[str]:
+    """The files a domain file names (its domains_from list, its logo): read with it,
+    and watched with it, so that a change to one is a change of the provider."""
+    if not isinstance(tree, yamlio.MarkedMap):
+        return []
+    meta = tree.get("provider")
+    named = [tree.get("domains_from"), meta.get("logo") if isinstance(meta, dict) else None]
+    return [name for name in named if isinstance(name, str)]
 
 
 def load_file(path: Path, limits: Limits | None = None) -> tuple[Provider | None, list[Problem]]:

@@ -118,6 +118,26 @@ class OAuth2:
 
 @tuple_state
 @dataclass(frozen=True, slots=True)
+class Logo:
+    """The provider's logo for the page, read from a file beside the domain file."""
+
+    media_type: str  # image/png, image/jpeg, image/webp or image/svg+xml
+    data: bytes
+    digest: str  # of the data: the page's URL for it changes when the file does
+
+
+@tuple_state
+@dataclass(frozen=True, slots=True)
+class Support:
+    """Whom a person asks when nothing works (the page's last section); any may be empty."""
+
+    url: str = ""
+    email: str = ""
+    phone: str = ""
+
+
+@tuple_state
+@dataclass(frozen=True, slots=True)
 class MobileConfig:
     identifier: str
     organization: str
@@ -178,6 +198,10 @@ class Provider:
     documentation: tuple[Documentation, ...] = ()
     oauth2: OAuth2 | None = None
     mobileconfig: MobileConfig | None = None
+    # The page for people: the provider's logo and colour (``#rrggbb``), its support.
+    logo: Logo | None = None
+    color: str | None = None
+    support: Support | None = None
     origins: DomainOrigins | None = field(default=None, compare=False, repr=False)
     # The entries of ``domains`` that are patterns ("*.example.com", "*"), found
     # while parsing, so that a million plain domains need no look each.

@@ -20,6 +20,7 @@ response object, which would cost as much again (docs/development.md).
 
 from __future__ import annotations
 
+import logging
 import socket
 import ssl
 from collections.abc import Callable, Iterable
@@ -44,6 +45,8 @@ from autoconf.render import Documents
 from autoconf.settings import Settings
 from autoconf.signing import Signer
 from autoconf.tls_ask import TlsPermission
+
+log = logging.getLogger("autoconf")
 
 TEXT = "text/plain; charset=utf-8"
 
@@ -214,6 +217,9 @@ class Endpoint:
     view: View
     # The endpoint's error document for a refusal (the request, for the page's form).
     error: Callable[[RequestError, Request], Answer] = text_error
+    # The answer to a bug in the view (the page's "went wrong on our side"); None:
+    # the exception goes on to gunicorn, which logs it and answers 500.
+    failure: Callable[[Request], Answer] | None = None
 
     @property
     def allow(self) -> str:
@@ -260,10 +266,14 @@ class Pipeline:
             except RequestError as exc:
                 answer = endpoint.error(exc, request)
             except Exception:
-                # A bug: gunicorn logs it and answers 500. Counted, so that /metrics
-                # (and the 5xx alert of deploy/prometheus/alerts.yml) sees it.
+                # A bug: counted, so that /metrics (and the 5xx alert of
+                # deploy/prometheus/alerts.yml) sees it; logged with its traceback,
+                # here or by gunicorn, and never shown in the answer.
                 self.count(endpoint.name, 500)
-                raise
+                if endpoint.failure is None:
+                    raise
+                log.exception("%s: error while answering", endpoint.name)
+                return send(endpoint.failure(request), method, start_response)
         elif method == "OPTIONS":
             answer = Answer(200, TEXT, b"", (("Allow", endpoint.allow),))
         else:  # RFC 9110: a 405 names the methods that are allowed; in its format

@@ -60,7 +60,11 @@ outgoing:
 """
 
 
-def provider_from_yaml(text: str, base_dir: Path = Path(".")) -> Provider:
+# The files the examples name (the hoster's logo) are beside them.
+EXAMPLES_DIR = Path(__file__).resolve().parent / "data" / "examples"
+
+
+def provider_from_yaml(text: str, base_dir: Path = EXAMPLES_DIR) -> Provider:
     tree, problems = yamlio.load(text, "test.yaml")
     assert not problems, problems
     provider, problems = build_provider(tree, "test.yaml", base_dir)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from autoconf.endpoints.clients import AUTOCONFIG, JSON_ENDPOINT, MOBILECONFIG, POX
 from autoconf.endpoints.operator import HEALTHZ, TLS_ALLOWED, metrics_endpoint
-from autoconf.endpoints.page import PAGE, STYLE
+from autoconf.endpoints.page import LOGO, PAGE, STYLE
 from autoconf.metrics import Metrics
 from autoconf.pipeline import Endpoint, Route
 
@@ -33,6 +33,7 @@ def router(metrics: Metrics) -> Route:
         **CLIENT_PATHS,
         "/": PAGE,
         "/static/page.css": STYLE,
+        "/logo": LOGO,
         "/healthz": HEALTHZ,
         "/metrics": metrics_endpoint(metrics),
         "/tls/allowed": TLS_ALLOWED,

@@ -12,8 +12,9 @@ from urllib.parse import quote
 from werkzeug.datastructures import LanguageAccept
 from werkzeug.http import parse_accept_header
 
+from autoconf.address import InvalidDomain, host_for_people, normalize_domain, parse_address
 from autoconf.endpoints.clients import handed_out_host, target
-from autoconf.errors import RequestError
+from autoconf.errors import BadRequest, NotFound, RequestError
 from autoconf.pipeline import Answer, Endpoint, Request, Service
 from autoconf.render import page
 
@@ -41,12 +42,13 @@ def language(request: Request) -> str:
     return page.DEFAULT_LANGUAGE
 
 
-def html(body: str, status: int = 200, lang: str = page.DEFAULT_LANGUAGE) -> Answer:
-    """The page in ``lang``: it depends on Accept-Language, which caches must know."""
+def html(body: str, status: int = 200, lang: str = page.DEFAULT_LANGUAGE, csp: str = "") -> Answer:
+    """The page in ``lang``: it depends on Accept-Language and, for the order of the
+    steps, on the User-Agent, which caches must know."""
     headers = (
-        ("Content-Security-Policy", page.CSP),
+        ("Content-Security-Policy", csp or page.content_security_policy()),
         ("Content-Language", lang),
-        ("Vary", "Accept-Language"),
+        ("Vary", "Accept-Language, User-Agent"),
     )
     return Answer(status, page.CONTENT_TYPE, body.encode(), headers)
 
@@ -63,26 +65,51 @@ def page_view(service: Service, request: Request) -> Answer:
     # The link stays on the page's own origin (relative to "/"); the QR code, which
     # a phone scans, names a host the service vouches for (handed_out_host).
     host = handed_out_host(service, request, domain)
+    brand = page.brand(entry.provider, domain)
     body = page.settings(
         lang,
         entry.provider,
         address,
+        brand=brand,
+        device=page.device_of(request.header("User-Agent")),
         profile_url=f"https://{host}/{profile}" if usable else None,
         profile_link=profile if usable else None,
         signed=service.signer is not None,
     )
-    return html(body, lang=lang)
+    return html(body, lang=lang, csp=brand.csp)
+
+
+def _typed(request: Request) -> str:
+    """The address as it was typed (read as the view read it: the parameter's name in
+    any case), for the form again; nothing when it is not UTF-8."""
+    try:
+        return (request.arg("emailaddress") or "")[:MAX_ECHOED]
+    except RequestError:
+        return ""
 
 
 def page_error(exc: RequestError, request: Request) -> Answer:
-    """The form again, with the reason and the address as it was typed (read as the
-    view read it: the parameter's name in any case)."""
+    """A page that says, in the reader's language, what went wrong and what to do,
+    with the form again and what was typed. What it says is read from the address
+    typed (not an address; an address of a domain we lack), or else a general "cannot
+    be shown" (a bad Host, a request too long): never the technical reason, in English."""
+    value, lang = _typed(request), language(request)
     try:
-        value = (request.arg("emailaddress") or "")[:MAX_ECHOED]
-    except RequestError:  # not UTF-8: nothing to show again
-        value = ""
-    lang = language(request)
-    return html(page.form(lang, error=exc.reason, value=value), exc.status, lang)
+        request.arg("emailaddress")  # not UTF-8: no address, whatever else is wrong
+        address = parse_address(value) if value else None
+    except RequestError:
+        body = page.not_an_address(lang, value)
+    else:
+        if address is not None and isinstance(exc, NotFound):
+            body = page.unknown_domain(lang, host_for_people(address.domain), value)
+        else:
+            body = page.cannot_show(lang, value)
+    return html(body, exc.status, lang)
+
+
+def page_failure(request: Request) -> Answer:
+    """A bug while making the page: the reader gets a page that says so, in their language."""
+    return html(page.service_error(language(request), _typed(request)), 500, language(request))
 
 
 @lru_cache(maxsize=1)
@@ -101,5 +128,33 @@ def style_view(service: Service, request: Request) -> Answer:
     return Answer(200, "text/css; charset=utf-8", data, headers)
 
 
-PAGE = Endpoint("page", ("GET", "HEAD"), page_view, page_error)
+# An SVG logo opened on its own is a document of our origin: it may run nothing.
+_LOGO_CSP = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
+
+
+def logo_view(service: Service, request: Request) -> Answer:
+    """The provider's logo, for the page (``/logo?domain=D``; the page adds ``&v=`` with
+    the logo's digest, so that a new logo is a new URL and an old one may be kept)."""
+    raw = request.arg("domain") or ""
+    try:
+        domain = normalize_domain(raw)
+    except InvalidDomain as exc:
+        raise BadRequest(f"domain={raw[:64]!r}: {exc}") from None
+    entry = service.registry.snapshot.lookup(domain)
+    logo = entry.provider.logo if entry is not None else None
+    if logo is None:
+        raise NotFound(f"no logo for {domain}")
+    etag = f'"{logo.digest}"'
+    headers = (
+        ("ETag", etag),
+        ("Cache-Control", "public, max-age=86400"),
+        ("Content-Security-Policy", _LOGO_CSP),
+    )
+    if etag in request.header("If-None-Match"):
+        return Answer(304, logo.media_type, b"", headers)
+    return Answer(200, logo.media_type, logo.data, headers)
+
+
+PAGE = Endpoint("page", ("GET", "HEAD"), page_view, page_error, page_failure)
 STYLE = Endpoint("static", ("GET", "HEAD"), style_view)
+LOGO = Endpoint("logo", ("GET", "HEAD"), logo_view)
