@@ -143,13 +143,14 @@ def read_support(root: Node) -> Support | None:
         try:
             email = parse_address(email).for_people
         except RequestError as exc:
-            entry.error("email", f"{email!r} is not an email address ({exc.reason})")
+            entry.error("email", f"{email!r}: {exc.reason}")
             email = ""
     phone = read.string(entry, "phone") or ""
     if phone and not _PHONE.match(phone):
         entry.error("phone", f"{phone!r} is not a phone number such as +49 30 1234567")
         phone = ""
-    if not (url or email or phone):
+    if not any(key in entry for key in ("url", "email", "phone")):
         entry.error(None, "support needs a url, an email or a phone")
+    if not (url or email or phone):
         return None
     return Support(url, email, phone)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -247,3 +250,183 @@ def test_an_idn_address_is_shown_in_unicode(client: Client, typed: str) -> None:
     assert '<span class="address">anna@<wbr>müller.<wbr>example</span>' in text
     assert 'value="anna@müller.example"' in text
     assert "mobileconfig?emailaddress=anna%40xn--mller-kva.example" in text
+
+
+HOSTER = "/?emailaddress=bob@example.org"
+IPHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148"
+ANDROID = "Mozilla/5.0 (Linux; Android 15; SM-S921B) AppleWebKit/537.36 Chrome/131.0 Mobile"
+MAC = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 Version/18.1 Safari"
+WINDOWS = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/131.0 Safari/537.36"
+
+
+def test_the_page_is_the_providers(client: Client) -> None:
+    answer = client.get(HOSTER)
+    doc = parse(answer)
+    assert "Example Hosting" in doc.findtext(".//title")
+    assert doc.findtext(".//h1") == "Set up your email at Example Hosting"
+    assert doc.xpath("//p[@class='provider']/span/text()") == ["Example Hosting"]
+    (logo,) = doc.xpath("//p[@class='provider']/img/@src")
+    served = client.get(logo)
+    assert served.status_code == 200 and served.content_type == "image/svg+xml"
+    assert served.data == (EXAMPLES / "example-hosting-logo.svg").read_bytes()
+    assert "sandbox" in served.headers["Content-Security-Policy"]
+    again = client.get(logo, headers={"If-None-Match": served.headers["ETag"]})
+    assert again.status_code == 304
+    # The colour: one <style>, allowed by its hash and nothing else.
+    (style,) = doc.xpath("//style/text()")
+    assert style == ":root{--brand:#00695c;--button:#00695c}"
+    digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
+    policy = answer.headers["Content-Security-Policy"]
+    assert f"style-src 'self' 'sha256-{digest}';" in policy
+    assert "unsafe-inline" not in policy
+    # A provider without them: no logo, no style, the plain policy.
+    plain = client.get("/?emailaddress=alice@example.com")
+    assert parse(plain).xpath("//img | //style") == []
+    assert "style-src 'self';" in plain.headers["Content-Security-Policy"]
+
+
+@pytest.mark.parametrize(
+    ("query", "status"),
+    [("domain=example.com", 404), ("domain=nope.example", 404), ("domain=a..b", 400), ("", 400)],
+)
+def test_a_logo_that_is_not_there(client: Client, query: str, status: int) -> None:
+    answer = client.get(f"/logo?{query}")
+    assert answer.status_code == status
+    assert answer.content_type.startswith("text/plain")
+
+
+def test_everything_the_yaml_has(client: Client) -> None:
+    doc = parse(client.get("/?emailaddress=alice@example.com"))
+    data = yaml.safe_load((EXAMPLES / "example.com.yaml").read_text(encoding="utf-8"))
+    fill = lambda text: text.replace("%EMAILADDRESS%", "alice@example.com")  # noqa: E731
+    assert doc.xpath("//table[@id='calendar']//td[@class='url']")[0].text_content() == fill(
+        data["calendar"]["url"]
+    )
+    assert doc.xpath("//table[@id='contacts']//td[@class='url']")[0].text_content() == fill(
+        data["addressbook"]["url"]
+    )
+    assert doc.xpath("//a[@id='webmail']/@href") == [data["webmail"]["url"]]
+    links = {a.get("href"): a.text_content() for a in doc.xpath("//ul[@class='links']//a")}
+    assert links == {"https://example.com/help/mail": "Setting up mail"}
+    support = doc.xpath("//ul[@class='support']//a/@href")
+    assert support == [
+        data["support"]["url"],
+        f"mailto:{data['support']['email']}",
+        "tel:" + data["support"]["phone"].replace(" ", ""),
+    ]
+    # Both outgoing servers, the second as the alternative.
+    captions = [t.findtext("caption") for t in doc.xpath("//table[starts-with(@id,'outgoing-')]")]
+    assert captions == [None, "Alternative, if the one above does not work"]
+
+
+def steps_order(doc: lxml.html.HtmlElement) -> list[str]:
+    return [str(i).removeprefix("steps-") for i in doc.xpath("//*[@id='steps']/details/@id")]
+
+
+def test_without_a_user_agent_every_program_in_the_usual_order(client: Client) -> None:
+    doc = parse(client.get("/?emailaddress=alice@example.com", headers={"User-Agent": ""}))
+    assert steps_order(doc) == [client_id for client_id, _ in page.CLIENTS]
+    assert doc.xpath("//*[@id='steps']/details[@open]") == []
+    assert doc.xpath("//*[@id='this-device']") == []
+    assert len(doc.xpath("//figure[@class='qr']")) == 1
+
+
+def test_an_iphone_gets_the_profile_first_and_no_qr_code(client: Client) -> None:
+    doc = parse(client.get("/?emailaddress=alice@example.com", headers={"User-Agent": IPHONE}))
+    (first,) = doc.xpath("//*[@id='this-device']/*[@class='client']/@id")
+    assert first == "steps-iphone"
+    ids = [el.get("id") for el in doc.iter() if el.get("id") in ("profile", "settings")]
+    assert ids == ["profile", "settings"]  # the button before the tables
+    assert doc.xpath("//figure[@class='qr']") == []
+    assert "iphone" not in steps_order(doc)  # shown once
+
+
+def test_an_android_phone_gets_its_apps_first(client: Client) -> None:
+    doc = parse(client.get("/?emailaddress=alice@example.com", headers={"User-Agent": ANDROID}))
+    shown = doc.xpath("//*[@id='this-device']/*[@class='client']/@id")
+    assert shown == ["steps-android_thunderbird", "steps-gmail", "steps-samsung"]
+    assert doc.xpath("//figure[@class='qr']") == []
+
+
+@pytest.mark.parametrize(
+    ("agent", "first"),
+    [(MAC, ["mac", "outlook_mac"]), (WINDOWS, ["outlook_new", "outlook_classic"])],
+)
+def test_a_computer_gets_its_programs_first_and_open(
+    client: Client, agent: str, first: list[str]
+) -> None:
+    doc = parse(client.get("/?emailaddress=alice@example.com", headers={"User-Agent": agent}))
+    assert steps_order(doc)[:2] == first
+    opened = [str(i).removeprefix("steps-") for i in doc.xpath("//details[@open]/@id")]
+    assert opened[:2] == first
+    assert len(doc.xpath("//figure[@class='qr']")) == 1  # the iPhone's, to scan from here
+
+
+def test_values_break_only_after_dots_at_signs_and_slashes(client: Client) -> None:
+    """The page's own markup (as sent: an HTML parser may nest <wbr>): every break
+    opportunity in a value to type follows a dot, an @ or a slash."""
+    text = client.get("/?emailaddress=alice@example.com").get_data(as_text=True)
+    cells = re.findall(r'<td class="(?:host|username|url)">(.*?)</td>', text)
+    assert len(cells) >= 6
+    for cell in cells:
+        for before in cell.split("<wbr>")[:-1]:
+            assert before[-1] in ".@/", cell
+    assert '<td class="host">imap.<wbr>example.<wbr>com</td>' in text
+
+
+def test_an_idn_host_in_unicode_with_its_a_label(make_app: Callable[..., Application]) -> None:
+    files = {
+        "m.yaml": "domains: [müller.example]\n"
+        "incoming: [{type: imap, host: imap.müller.example, security: ssl}]\n"
+        "outgoing: [{host: smtp.müller.example, security: ssl}]\n"
+    }
+    client = make_app(files).test_client()
+    doc = parse(client.get("/", query_string={"emailaddress": "anna@müller.example"}))
+    (host,) = doc.xpath("//table[@id='incoming-1']//td[@class='host']")
+    assert host.text_content().startswith("imap.müller.example")
+    assert host.xpath(".//span[@class='ascii']//span")[0].text_content() == "imap.xn--mller-kva.example"
+    (user,) = doc.xpath("//table[@id='incoming-1']//td[@class='username']")
+    # The login every automatic client gets (issue 16): the A-label, explained in Unicode.
+    assert user.text_content().startswith("anna@xn--mller-kva.example")
+    assert "anna@müller.example" in user.xpath(".//span[@class='ascii']")[0].text_content()
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "title"),
+    [
+        ("emailaddress=a@nope.example", 404, "Für nope.example haben wir keine Einstellungen"),
+        ("emailaddress=a@müller.nope", 404, "Für müller.nope haben wir keine Einstellungen"),
+        ("emailaddress=not-an-address", 400, "Das ist keine E-Mail-Adresse"),
+        ("emailaddress=a@b@c", 400, "Das ist keine E-Mail-Adresse"),
+    ],
+)
+def test_errors_say_what_to_do_in_the_readers_language(
+    client: Client, query: str, status: int, title: str
+) -> None:
+    answer = client.get(f"/?{query}", headers={"Accept-Language": "de"})
+    assert answer.status_code == status
+    doc = parse(answer)
+    assert doc.findtext(".//h1") == title == doc.findtext(".//title")
+    (alert,) = doc.xpath("//*[@role='alert']")
+    assert "Anbieter" in alert.text_content() or "Prüfen" in alert.text_content()
+    assert doc.xpath("//form//input[@name='emailaddress']")  # the form, to try again
+
+
+def test_a_bug_gets_a_page_for_people(
+    client: Client, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A fault of ours (here: the page's renderer broken on purpose) is a 500 page in
+    the reader's language, with what to do; the traceback goes to the log only."""
+
+    def broken(*args: object, **kwargs: object) -> str:
+        raise RuntimeError("renderer broken for the test")
+
+    monkeypatch.setattr(page, "settings", broken)
+    answer = client.get("/?emailaddress=alice@example.com", headers={"Accept-Language": "fr"})
+    assert answer.status_code == 500
+    doc = parse(answer)
+    assert doc.get("lang") == "fr"
+    assert doc.findtext(".//h1") == translations("fr").gettext("Something went wrong on our side")
+    assert "renderer broken" not in answer.get_data(as_text=True)
+    assert doc.xpath("//input[@name='emailaddress']/@value") == ["alice@example.com"]
+    assert any("renderer broken" in str(r.exc_info) for r in caplog.records if r.exc_info)
