@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 import yaml
-from playwright.sync_api import Browser, Page, sync_playwright
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, sync_playwright
 
+from autoconf.render.languages import LANGUAGES
 from tests.conftest import EXAMPLES
 from tests.e2e.processes import start_service
 from tests.helpers import SPEC_DEFAULT_PORTS
@@ -29,8 +31,12 @@ ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 390, "height": 844}
+DESKTOP: ViewportSize = {"width": 1280, "height": 900}
+PHONE: ViewportSize = {"width": 390, "height": 844}
+# The desktop at 200% zoom is half as many CSS pixels; WCAG's reflow width is 320.
+ZOOMED: ViewportSize = {"width": 640, "height": 450}
+NARROWEST: ViewportSize = {"width": 320, "height": 640}
+WIDTHS = {"desktop": DESKTOP, "phone": PHONE}
 
 
 @pytest.fixture(scope="module")
@@ -110,9 +116,9 @@ def test_fill_in_submit_and_read_the_settings(page: Page, base_url: str) -> None
 
 def test_switch_to_german(page: Page, base_url: str) -> None:
     page.goto(base_url + "/?emailaddress=alice@example.com")
-    page.click("#language")
+    page.click("a[hreflang='de']")
     page.wait_for_selector("html[lang='de']")
-    assert page.inner_text("h1") == "E-Mail einrichten"
+    assert page.inner_text("h1") == "Ihre E-Mail bei Example Mail einrichten"
     assert "alice@example.com" in page.inner_text("#settings h2")
     assert without_password(shown_servers(page, "incoming")) == from_yaml(
         "incoming", "alice@example.com"
@@ -122,6 +128,7 @@ def test_switch_to_german(page: Page, base_url: str) -> None:
 
 def test_follow_the_profile_link(page: Page, base_url: str, tmp_path: Path) -> None:
     page.goto(base_url + "/?emailaddress=alice@example.com")
+    page.click("#steps-iphone summary")
     with page.expect_download() as download:
         page.click("#profile")
     assert download.value.suggested_filename == "example.com.mobileconfig"
@@ -154,7 +161,167 @@ def test_works_without_javascript(browser: Browser, base_url: str) -> None:
         page.click("button[type=submit]")
         page.wait_for_selector("#settings")
         assert page.inner_text("#incoming-1 .host") == "mail.hosting.example.org"
+        # The steps open and close without a script.
+        summary = page.locator("#steps-thunderbird summary")
+        summary.click()
+        assert page.get_attribute("#steps-thunderbird", "open") is not None
         assert page.inner_text("#incoming-1 .username") == "bob"
         page.screenshot(path=str(SCREENSHOTS / "hosting-phone-nojs.png"), full_page=True)
+    finally:
+        context.close()
+
+
+def open_every_step(page: Page) -> None:
+    """Every program's steps open, as a reader who opens them all sees the page."""
+    page.eval_on_selector_all("details", "all => all.forEach(d => { d.open = true; })")
+
+
+AXE_SCRIPT = Axe().axe_script
+
+
+def axe_context(browser: Browser, viewport: ViewportSize, lang: str = "en") -> BrowserContext:
+    """A context whose every page has axe-core loaded before its own content (an init
+    script, which the page's CSP does not govern), so each check only runs it."""
+    context = browser.new_context(viewport=viewport, locale=lang)
+    context.add_init_script(AXE_SCRIPT)
+    return context
+
+
+def violations(page: Page) -> list[str]:
+    """axe-core's findings on the page as it is, every rule of its default set."""
+    found = page.evaluate("axe.run(document, {resultTypes: ['violations']})")["violations"]
+    return [
+        f"{v['id']}: {v['help']} ({', '.join(str(n['target']) for n in v['nodes'])})" for v in found
+    ]
+
+
+def test_axe_finds_what_it_should(browser: Browser, base_url: str) -> None:
+    """The check is not vacuous: a page of ours with an image without alt text and
+    grey-on-grey text, made so in the browser, has both found."""
+    context = axe_context(browser, DESKTOP)
+    try:
+        page = context.new_page()
+        page.goto(base_url + "/")
+        page.evaluate(
+            """() => {
+                document.body.append(document.createElement('img'));
+                document.querySelector('h1').style.color = '#eee';
+            }"""
+        )
+        found = " ".join(violations(page))
+        assert "image-alt" in found and "color-contrast" in found
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("lang", list(LANGUAGES))
+@pytest.mark.parametrize("width", list(WIDTHS))
+def test_every_language_at_both_widths_has_no_axe_violation(
+    browser: Browser, base_url: str, lang: str, width: str
+) -> None:
+    """The settings page (every step opened, the hoster's logo and colour too), the
+    form and an error page: 0 violations; a screenshot of each language and width."""
+    context = axe_context(browser, WIDTHS[width], lang)
+    try:
+        page = context.new_page()
+        page.goto(f"{base_url}/?emailaddress=alice@example.com&lang={lang}")
+        assert page.get_attribute("html", "lang") == lang
+        open_every_step(page)
+        assert violations(page) == []
+        page.screenshot(path=str(SCREENSHOTS / f"settings-{lang}-{width}.png"), full_page=True)
+        for query in ("emailaddress=bob@example.org", "emailaddress=a@nope.example", ""):
+            page.goto(f"{base_url}/?{query}&lang={lang}")
+            assert violations(page) == [], query
+        assert page.evaluate("document.documentElement.scrollWidth") <= WIDTHS[width]["width"]
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("viewport", [ZOOMED, NARROWEST], ids=["zoom-200", "320px"])
+def test_at_200_percent_and_320_pixels_nothing_is_cut_or_broken_mid_word(
+    browser: Browser, base_url: str, viewport: ViewportSize
+) -> None:
+    """Nothing wider than the screen, and every value to type wraps only after a
+    dot, an @ or a slash (read from where the browser put each character)."""
+    context = browser.new_context(viewport=viewport)
+    try:
+        page = context.new_page()
+        for address in ("alice@example.com", "bob@müller.example"):
+            page.goto(f"{base_url}/?emailaddress={address}")
+            assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+            breaks: list[str] = page.eval_on_selector_all(
+                ".value",
+                """values => values.flatMap(value => {
+                    const found = [];
+                    const walker = document.createTreeWalker(value, NodeFilter.SHOW_TEXT);
+                    let top = null, last = null;
+                    while (walker.nextNode()) {
+                        const node = walker.currentNode;
+                        for (let i = 0; i < node.length; i++) {
+                            const range = document.createRange();
+                            range.setStart(node, i);
+                            range.setEnd(node, i + 1);
+                            const rect = range.getClientRects()[0];
+                            if (!rect) continue;
+                            if (top !== null && rect.top > top + 2) found.push(last);
+                            top = rect.top;
+                            last = node.data[i];
+                        }
+                    }
+                    return found;
+                })""",
+            )
+            assert set(breaks) <= {".", "@", "/"}, breaks
+        # The long names do wrap at 320 pixels (the check above is not vacuous there).
+        if viewport is NARROWEST:
+            page.goto(f"{base_url}/?emailaddress=someone.with.a.long.name@example.com")
+            assert page.evaluate(
+                "[...document.querySelectorAll('.value')].some(v => v.getClientRects().length > 1)"
+            )
+    finally:
+        context.close()
+
+
+def test_the_keyboard_alone_reaches_everything(page: Page, base_url: str) -> None:
+    page.goto(base_url + "/")
+
+    def tab_to(check: str, limit: int = 40) -> None:
+        for _ in range(limit):
+            page.keyboard.press("Tab")
+            if page.evaluate(check):
+                return
+        raise AssertionError(f"Tab never reached {check}")
+
+    tab_to("document.activeElement.id === 'emailaddress'")
+    page.keyboard.type("alice@example.com")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#settings")
+    tab_to("document.activeElement.closest('#steps-thunderbird') !== null")
+    # Where the focus is can be seen.
+    outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline != "none"
+    page.keyboard.press("Enter")
+    assert page.get_attribute("#steps-thunderbird", "open") is not None
+    tab_to("document.activeElement.closest('#steps-iphone') !== null", limit=80)
+    page.keyboard.press("Enter")
+    tab_to("document.activeElement.id === 'profile'")
+    with page.expect_download() as download:
+        page.keyboard.press("Enter")
+    assert download.value.suggested_filename == "example.com.mobileconfig"
+
+
+def test_the_page_weighs_under_50_kb(browser: Browser, base_url: str) -> None:
+    """Everything the browser fetches for the page (HTML with its QR code, CSS, logo)."""
+    context = browser.new_context(viewport=PHONE)
+    try:
+        page = context.new_page()
+        sizes: dict[str, int] = {}
+        page.on("response", lambda r: sizes.__setitem__(r.url, len(r.body())))
+        for address in ("alice@example.com", "bob@example.org"):  # the second has a logo
+            sizes.clear()
+            page.goto(f"{base_url}/?emailaddress={address}")
+            page.wait_for_load_state("networkidle")
+            assert len(sizes) >= 2, sizes
+            assert sum(sizes.values()) < 50 * 1024, sizes
     finally:
         context.close()
