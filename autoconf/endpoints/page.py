@@ -98,18 +98,20 @@ def page_error(exc: RequestError, request: Request) -> Answer:
         request.arg("emailaddress")  # not UTF-8: no address, whatever else is wrong
         address = parse_address(value) if value else None
     except RequestError:
-        body = page.not_an_address(lang, value)
+        body = page.problem(lang, "not_an_address", value)
     else:
         if address is not None and isinstance(exc, NotFound):
-            body = page.unknown_domain(lang, host_for_people(address.domain), value)
+            domain = host_for_people(address.domain)
+            body = page.problem(lang, "unknown_domain", value, domain=domain)
         else:
-            body = page.cannot_show(lang, value)
+            body = page.problem(lang, "cannot_show", value)
     return html(body, exc.status, lang)
 
 
 def page_failure(request: Request) -> Answer:
     """A bug while making the page: the reader gets a page that says so, in their language."""
-    return html(page.service_error(language(request), _typed(request)), 500, language(request))
+    lang = language(request)
+    return html(page.problem(lang, "service_error", _typed(request)), 500, lang)
 
 
 @lru_cache(maxsize=1)

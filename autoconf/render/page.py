@@ -229,58 +229,52 @@ class Problem:
     lines: tuple[str, ...]
 
 
-def unknown_domain(language: str, domain: str, value: str) -> str:
-    gettext = translations(language).gettext
-    problem = Problem(
-        gettext("We have no settings for %(domain)s") % {"domain": domain},
+# What went wrong, for people: a title and what to do (docs/http.md, "Errors, for people").
+_PROBLEMS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "unknown_domain": (
+        N_("We have no settings for %(domain)s"),
         (
-            gettext(
+            N_(
                 "Check the spelling of the part after the @. If it is right, this "
                 "service does not set up mail for that domain: ask your email provider "
                 "for the settings."
             ),
         ),
-    )
-    return _render(language, problem=problem, value=value)
-
-
-def not_an_address(language: str, value: str) -> str:
-    gettext = translations(language).gettext
-    problem = Problem(
-        gettext("This is not an email address"),
+    ),
+    "not_an_address": (
+        N_("This is not an email address"),
         (
-            gettext(
+            N_(
                 "An email address has a name, one @ and a domain, with no spaces, "
                 "for example anna@example.com. Check what you typed and try again."
             ),
         ),
-    )
-    return _render(language, problem=problem, value=value)
-
-
-def cannot_show(language: str, value: str) -> str:
-    """Any other refusal (a request too long, a method the page does not answer)."""
-    gettext = translations(language).gettext
-    problem = Problem(
-        gettext("These settings cannot be shown"),
-        (gettext("Type your email address in the form and try again."),),
-    )
-    return _render(language, problem=problem, value=value)
-
-
-def service_error(language: str, value: str) -> str:
-    gettext = translations(language).gettext
-    problem = Problem(
-        gettext("Something went wrong on our side"),
+    ),
+    # Any other refusal (a bad Host, a request too long, a method the page does not answer).
+    "cannot_show": (
+        N_("These settings cannot be shown"),
+        (N_("Type your email address in the form and try again."),),
+    ),
+    "service_error": (
+        N_("Something went wrong on our side"),
         (
-            gettext("This is not your fault, and nothing was changed. Try again in a few minutes."),
-            gettext(
+            N_("This is not your fault, and nothing was changed. Try again in a few minutes."),
+            N_(
                 "If it keeps happening, tell your email provider when it happened and "
                 "which address you typed."
             ),
         ),
-    )
-    return _render(language, problem=problem, value=value)
+    ),
+}
+PROBLEMS = tuple(_PROBLEMS)
+
+
+def problem(language: str, kind: str, value: str, **values: str) -> str:
+    """The page of one of :data:`PROBLEMS`, with the form again and what was typed."""
+    gettext = translations(language).gettext
+    title, lines = _PROBLEMS[kind]
+    shown = Problem(gettext(title) % values, tuple(gettext(line) for line in lines))
+    return _render(language, problem=shown, value=value)
 
 
 def settings(
