@@ -680,7 +680,7 @@ def check_body(kind: str, status: int, content_type: str, response: TestResponse
         check_pox(status, data)
     elif content_type == XML:
         root = etree.fromstring(data, SAFE_PARSER)
-        assert root.tag == "clientConfig" and root.get("version") == "1.1"
+        assert root.tag == "clientConfig" and root.get("version") == "1.2"
         assert root.find("emailProvider") is not None
     elif content_type == JSON and kind == "json":
         answer = json.loads(data)

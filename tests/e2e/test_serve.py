@@ -315,7 +315,7 @@ def test_autoconfig_matches_the_domain_file(service: Service, address: str, path
     local, domain = split_address(address)
     provider = provider_for(domain)
 
-    assert root.tag == "clientConfig" and root.get("version") == "1.1"
+    assert root.tag == "clientConfig" and root.get("version") == "1.2"
     assert root.nsmap == {} and not any(e.prefix for e in root.iter(etree.Element))
     assert root.xpath("//password") == []
     (email_provider,) = root.xpath("/clientConfig/emailProvider")
