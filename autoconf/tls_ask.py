@@ -12,8 +12,9 @@ may have one (docs/deploy.md, "Caddy, for many domains"):
 - the same names of a domain served only by a wildcard or the catch-all, once
   DNS shows that the domain's MX, or the name's CNAME, points at the provider:
   at one of its servers' hosts, at one of its ``mx_domains``, at the public host,
-  or at a name of the same registered domain as one of those. (Hosts written with a placeholder, such as
-  ``mail.%EMAILDOMAIN%``, do not count: they would point at every domain.)
+  or at a name of the same registered domain as one of those. (Hosts written
+  with a placeholder, such as ``mail.%EMAILDOMAIN%``, do not count: they would
+  point at every domain.)
 
 A DNS check is bounded (:mod:`autoconf.resolver`: a timeout a lookup, at most
 two lookups a name), its verdict kept for a while (an hour when allowed, five
