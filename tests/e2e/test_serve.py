@@ -205,7 +205,8 @@ def parse_xml(response: requests.Response) -> etree._Element:
 
 def autoconfig_servers(root: etree._Element, kind: str) -> list[dict[str, Any]]:
     servers = []
-    for element in root.xpath(f"/clientConfig/emailProvider/{kind}Server"):
+    # The mail servers; 1.2's URL servers (ActiveSync here) have no host or port.
+    for element in root.xpath(f"/clientConfig/emailProvider/{kind}Server[hostname]"):
         pop3 = element.find("pop3")
         servers.append(
             {
