@@ -19,7 +19,7 @@ from autoconf.folder import load_file
 from autoconf.model import Provider, normalize_domain_pattern
 from autoconf.ownership import EMPTY, FolderResult
 from autoconf.registry import load_folder
-from autoconf.render import autodiscover
+from autoconf.render import autodiscover, pacc
 from autoconf.resolver import DEFAULT_TIMEOUT, Nameserver
 from autoconf.settings import OPTION, Settings, SettingsError
 from autoconf.signing import load_signer
@@ -149,6 +149,9 @@ def check(paths: tuple[Path, ...], strict: bool) -> int:
         result = _load_files(targets)
     for problem in result.problems:
         click.echo(str(problem))
+    for provider in result.providers:  # what PACC cannot carry: said, never counted
+        for item in pacc.left_out(provider):
+            click.echo(f"{provider.file}: note: PACC leaves out {item.name}: {item.why}")
     for contest in result.contests:
         served = f"served by {contest.owner}" if contest.owner else "served by none of them"
         click.echo(f"{contest.domain}: claimed by {', '.join(contest.claimants)}; {served}")

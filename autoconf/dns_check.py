@@ -10,6 +10,9 @@ Each record ``dns`` tells the admin to publish is asked of DNS through
   CNAME of the public host, or when its addresses (A and AAAA, any CNAME
   followed) are exactly the public host's; where the name is the public host
   itself, when it has an address;
+- PACC's ``_ua-auto-config.D`` TXT is *present* when one of its records is the
+  digest of the very document the service answers for D, and ``ua-auto-config.D``
+  is judged as ``autoconfig.D`` is;
 - D's MX is shown (*info*), never judged: no record ``dns`` prints needs it.
 
 *missing*: DNS has no such record; *different*: it has others (both shown);
@@ -19,6 +22,7 @@ known; *skipped*: the service's names without a public host to compare with.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +32,8 @@ from functools import partial
 
 from autoconf.exits import Exit
 from autoconf.model import Provider
-from autoconf.render.dns import domain_records, service_names
+from autoconf.render import pacc
+from autoconf.render.dns import Record, domain_records, service_names
 from autoconf.resolver import LookupFailed, Nameserver, lookup
 
 WORKERS = 8  # lookups at once: one domain's records are asked together
@@ -193,13 +198,19 @@ class Checker:
     def checks(self, provider: Provider, domain: str) -> list[Callable[[], Outcome]]:
         """One call a record to judge, in the order ``dns`` prints them, MX last."""
         wanted: dict[str, list[str]] = {}
+        texts: list[Record] = []
         for record in domain_records(provider, domain, self.public_host):
             if record.type == "SRV":
                 wanted.setdefault(record.name, []).append(record.data)
+            elif record.type == "TXT":
+                texts.append(record)
         calls: list[Callable[[], Outcome]] = [
             partial(self.check_srv, name, data) for name, data in wanted.items()
         ]
+        calls += [partial(self.check_txt, record.name, record.data) for record in texts]
         names = [dotted(name) for name in service_names(domain)]
+        if texts:  # PACC's document is asked at ua-auto-config.D
+            names.append(dotted(f"{pacc.HOST_PREFIX}{domain}"))
         if self.public_host is None:
             calls.append(partial(skipped, f"_autodiscover._tcp.{domain}.", "SRV"))
             calls += [partial(skipped, name, "CNAME") for name in names]
@@ -214,11 +225,34 @@ class Checker:
         except LookupFailed as exc:
             return Outcome(Verdict.FAILED, name, "SRV", have=why(exc, name, "SRV"))
 
+    def check_txt(self, name: str, want: str) -> Outcome:
+        """PACC's TXT: present when one of the name's TXT records is exactly ``want``
+        (its strings joined, as RFC 7208 reads a split one)."""
+        try:
+            have = tuple(txt_text(record) for record in self.ask(name, "TXT"))
+        except LookupFailed as exc:
+            return Outcome(Verdict.FAILED, name, "TXT", have=why(exc, name, "TXT"))
+        if want in have:
+            return Outcome(Verdict.PRESENT, name, "TXT", want, f'TXT "{want}"')
+        if not have:
+            return Outcome(Verdict.MISSING, name, "TXT", f'"{want}"')
+        shown = ", ".join(f'"{text}"' for text in have)
+        return Outcome(Verdict.DIFFERENT, name, "TXT", f'"{want}"', shown)
+
     def check_name(self, name: str) -> Outcome:
         try:
             return self.judge_name(name)
         except LookupFailed as exc:
             return Outcome(Verdict.FAILED, name, "CNAME", have=why(exc, name, "CNAME"))
+
+
+_TXT_STRING = re.compile(r'"((?:[^"\\]|\\.)*)"')
+
+
+def txt_text(record: str) -> str:
+    """A TXT record's strings, joined (dnspython writes each quoted)."""
+    pieces = _TXT_STRING.findall(record)
+    return "".join(pieces) if pieces else record
 
 
 def why(exc: LookupFailed, name: str, rdtype: str) -> str:

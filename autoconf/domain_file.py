@@ -13,17 +13,20 @@ from pathlib import Path
 from types import MappingProxyType
 
 from autoconf import typed_read as read
+from autoconf import values
 from autoconf.branding import AssetUnreadable, ReadAsset, read_color, read_logo, read_support
 from autoconf.domain_list import ReadList, read_domains, read_list_beside
 from autoconf.errors import Problem
 from autoconf.model import (
     CATCH_ALL,
     DEFAULT_PORTS,
+    MANAGESIEVE_PORT,
     OUTGOING_ONLY_AUTH,
     WILDCARD_PREFIX,
     Auth,
     DavService,
     Documentation,
+    ManageSieve,
     MobileConfig,
     OAuth2,
     Pop3Options,
@@ -35,6 +38,7 @@ from autoconf.model import (
 )
 from autoconf.placeholders import EMAILADDRESS, HOST_PLACEHOLDERS
 from autoconf.typed_read import Node, Problems
+from autoconf.values import describe
 from autoconf.yamlio import MarkedList, MarkedMap
 
 _TOP_KEYS = (
@@ -51,6 +55,10 @@ _TOP_KEYS = (
     "oauth2",
     "mobileconfig",
     "support",
+    "jmap",
+    "ews",
+    "managesieve",
+    "mx_domains",
 )
 _SERVER_KEYS = ("type", "host", "port", "security", "auth", "username", "pop3")
 _POP3_KEYS = ("leave_messages_on_server", "days_to_leave_messages_on_server", "download_on_biff")
@@ -138,6 +146,10 @@ def build_provider(
         logo=logo,
         color=color,
         support=read_support(root),
+        jmap=_url_only(root, "jmap"),
+        ews=_url_only(root, "ews"),
+        managesieve=_managesieve(root),
+        mx_domains=_mx_domains(root),
         origins=origins,
         patterns=tuple(patterns),
     )
@@ -293,18 +305,80 @@ def _documentation(root: Node) -> list[Documentation]:
     return docs
 
 
+_OAUTH2_KEYS = ("issuer", "scope", "auth_url", "token_url", "client_id")
+_SECRET = (
+    "a client secret is never served: a config is public, so a secret in it is no "
+    "secret (draft-ietf-mailmaint-oauth-public: public clients); give client_id alone"
+)
+
+
 def _oauth2(root: Node) -> OAuth2 | None:
     entry = read.child(root, "oauth2")
     if entry is None:
         return None
-    read.keys(entry, ("issuer", "scope", "auth_url", "token_url"))
-    issuer = read.hostname(entry, "issuer")
+    if "client_secret" in entry:
+        entry.error("client_secret", _SECRET)
+    read.keys(entry, (*_OAUTH2_KEYS, "client_secret"))
+    issuer = _issuer(entry)
     scope = read.string(entry, "scope", required=True)
     auth_url = read.url(entry, "auth_url", required=True)
     token_url = read.url(entry, "token_url", required=True)
+    client_id = read.string(entry, "client_id")
     if issuer and scope and auth_url and token_url:
-        return OAuth2(issuer, scope, auth_url, token_url)
+        return OAuth2(issuer, scope, auth_url, token_url, client_id)
     return None
+
+
+def _issuer(entry: Node) -> str | None:
+    """A host name (as autoconfig 1.1 writes it) or an https URL (RFC 8414's form)."""
+    text = entry.map.get("issuer")
+    if not isinstance(text, str) or "://" not in text:
+        return read.hostname(entry, "issuer")
+    url = read.url(entry, "issuer")
+    if url is None:
+        return None
+    if not url.startswith("https://") or "?" in url or "#" in url or "%" in url:
+        entry.error("issuer", f"{url!r}: an issuer URL is https, with no query or fragment")
+        return None
+    return url
+
+
+def _managesieve(root: Node) -> ManageSieve | None:
+    entry = read.child(root, "managesieve")
+    if entry is None:
+        return None
+    read.keys(entry, ("host", "port", "security", "username"))
+    host = read.hostname(entry, "host", placeholders=HOST_PLACEHOLDERS)
+    port = read.port(entry, "port")
+    security_name = read.choice(entry, "security", _SECURITY_NAMES, elsewhere=_SECURITY_HINTS)
+    username = read.template(entry, "username", default=EMAILADDRESS)
+    if host is None or security_name is None or username is None:
+        return None
+    if port is None and "port" in entry:
+        return None
+    return ManageSieve(host, port or MANAGESIEVE_PORT, Security(security_name), username)
+
+
+def _mx_domains(root: Node) -> tuple[str, ...]:
+    """The MX host names the provider answers for (``mx1.hoster.example``)."""
+    listed = read.items(root, "mx_domains")
+    found: list[str] = []
+    for index, value in enumerate(listed or ()):
+        path = f"mx_domains[{index}]"
+        line = listed.line_of(index) if listed is not None else 0
+        if not isinstance(value, str):
+            root.problems.error(line, path, f"expected a host name, got {describe(value)}")
+            continue
+        try:
+            host = values.hostname(value)
+        except values.Invalid as exc:
+            root.problems.error(line, path, exc.messages[0])
+            continue
+        if host in found:
+            root.problems.warning(line, path, f"{host} is listed twice")
+        else:
+            found.append(host)
+    return tuple(found)
 
 
 def _mobileconfig(root: Node, provider_id: str, name: str) -> MobileConfig:

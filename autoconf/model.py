@@ -114,6 +114,30 @@ class OAuth2:
     scope: str
     auth_url: str
     token_url: str
+    client_id: str | None = None  # a public client id; a secret is never served
+
+    @property
+    def issuer_url(self) -> str:
+        """The issuer as RFC 8414 names it, an https URL (the file may give the host
+        alone, as autoconfig 1.1 files do)."""
+        if "://" in self.issuer:
+            return self.issuer
+        return f"https://{self.issuer}"
+
+
+@tuple_state
+@dataclass(frozen=True, slots=True)
+class ManageSieve:
+    """A ManageSieve server (RFC 5804): where filters are set up."""
+
+    host: str
+    port: int
+    security: Security
+    username: str
+
+
+# RFC 5804: ManageSieve listens on 4190, STARTTLS or (rarely) implicit TLS there too.
+MANAGESIEVE_PORT = 4190
 
 
 @tuple_state
@@ -202,6 +226,11 @@ class Provider:
     logo: Logo | None = None
     color: str | None = None
     support: Support | None = None
+    # Autoconfig 1.2 (draft-ietf-mailmaint-autoconfig-06) and PACC (-03).
+    jmap: str | None = None  # the JMAP session URL
+    ews: str | None = None
+    managesieve: ManageSieve | None = None
+    mx_domains: tuple[str, ...] = ()  # the MX host names (or their domains) it answers for
     origins: DomainOrigins | None = field(default=None, compare=False, repr=False)
     # The entries of ``domains`` that are patterns ("*.example.com", "*"), found
     # while parsing, so that a million plain domains need no look each.

@@ -11,9 +11,10 @@ may have one (docs/deploy.md, "Caddy, for many domains"):
   name: a lookup in the snapshot, nothing else;
 - the same names of a domain served only by a wildcard or the catch-all, once
   DNS shows that the domain's MX, or the name's CNAME, points at the provider:
-  at one of its servers' hosts, at the public host, or at a name of the same
-  registered domain as one of those. (Hosts written with a placeholder, such as
-  ``mail.%EMAILDOMAIN%``, do not count: they would point at every domain.)
+  at one of its servers' hosts, at one of its ``mx_domains``, at the public host,
+  or at a name of the same registered domain as one of those. (Hosts written
+  with a placeholder, such as ``mail.%EMAILDOMAIN%``, do not count: they would
+  point at every domain.)
 
 A DNS check is bounded (:mod:`autoconf.resolver`: a timeout a lookup, at most
 two lookups a name), its verdict kept for a while (an hour when allowed, five
@@ -153,6 +154,7 @@ def provider_names(provider: Provider, public_host: str | None) -> tuple[set[str
         for server in (*provider.incoming, *provider.outgoing)
         if not PLACEHOLDER_LIKE.search(server.host)
     }
+    hosts.update(provider.mx_domains)  # the MX hosts it says it answers for
     if public_host:
         hosts.add(_host_only(public_host))
     return hosts, set(_registered_domains(hosts))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from autoconf import yamlio
 from autoconf.domain_file import build_provider
+from autoconf.errors import Problem
 from autoconf.model import Provider
 
 # `make test` sets TEST_FULL_LENGTH=1: a test with a short and a full form (the
@@ -82,3 +83,10 @@ def server_yaml(kind: str, security: str, port: int | None = None, **extra: str)
 
 def provider_text(incoming: str, outgoing: str, extra: str = "") -> str:
     return f"domains: [example.com]\nincoming:\n{incoming}outgoing:\n{outgoing}{extra}"
+
+
+def yaml_problems(text: str, base_dir: Path = Path(".")) -> list[Problem]:
+    """Every problem a domain file's text has (errors and warnings)."""
+    tree, problems = yamlio.load(text, "test.yaml")
+    assert not problems, problems
+    return build_provider(tree, "test.yaml", base_dir)[1]

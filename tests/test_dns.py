@@ -53,7 +53,9 @@ def test_example_com_records(capsys: pytest.CaptureFixture[str]) -> None:
     assert records(z, "CNAME") == {
         "autoconfig.example.com.": ["autoconf.hoster.example."],
         "autodiscover.example.com.": ["autoconf.hoster.example."],
+        "ua-auto-config.example.com.": ["autoconf.hoster.example."],  # PACC's name
     }
+    assert list(records(z, "TXT")) == ["_ua-auto-config.example.com."]  # tests/test_pacc.py
 
 
 def test_only_services_the_provider_has(capsys: pytest.CaptureFixture[str]) -> None:
@@ -76,7 +78,8 @@ def test_public_host_from_the_environment(
     assert code == 0
     # autoconfig.example.com is the service itself: no CNAME to itself.
     assert records(zone(out, "example.com."), "CNAME") == {
-        "autodiscover.example.com.": ["autoconfig.example.com."]
+        "autodiscover.example.com.": ["autoconfig.example.com."],
+        "ua-auto-config.example.com.": ["autoconfig.example.com."],
     }
 
 
@@ -137,9 +140,11 @@ def test_the_whole_folder_in_name_order(capsys: pytest.CaptureFixture[str]) -> N
     z = zone(out, ".")
     assert records(z, "SRV")["_imaps._tcp.example.net."] == ["0 0 993 imap.example.com."]
     assert records(z, "SRV")["_imap._tcp.shop.example."] == ["0 0 143 mail.hosting.example.org."]
+    # PACC's name only where the provider has a PACC document (hosting.example.org's
+    # users log in with their local part, which PACC cannot say).
     assert set(records(z, "CNAME")) == {
         f"{name}.{domain}." for name in ("autoconfig", "autodiscover") for domain in domains
-    }
+    } | {"ua-auto-config.example.com.", "ua-auto-config.example.net."}
     # The wildcard cannot be listed: said once, after the domains.
     (note,) = [h for h in headers(out) if "*.customers.example.org" in h]
     assert "cannot be listed" in note and "hosting.example.org.yaml" in note

@@ -14,10 +14,22 @@ from autoconf import dns_check
 from autoconf.cli import main
 from autoconf.dns_check import Outcome, Tally, Verdict, srv_order
 from autoconf.exits import Exit
+from autoconf.registry import load_folder
+from autoconf.render import pacc
 from autoconf.resolver import LookupFailed, Nameserver
 from tests.conftest import EXAMPLES
 
 HOST = "autoconf.hoster.example."
+
+
+def _pacc_digest(domain: str) -> str:
+    provider = next(p for p in load_folder(EXAMPLES).providers if domain in p.domains)
+    body = pacc.render(provider, domain)
+    assert body is not None
+    return pacc.digest(body)
+
+
+DIGEST = _pacc_digest("example.com")
 Zone = dict[tuple[str, str], tuple[str, ...]]
 # example.com as `dns` prints it, published right.
 RIGHT: Zone = {
@@ -30,6 +42,9 @@ RIGHT: Zone = {
     ("autodiscover.example.com.", "CNAME"): (HOST,),
     (HOST, "A"): ("192.0.2.10",),
     ("example.com.", "MX"): ("10 mx.example.com.",),
+    # PACC's digest, as dnspython writes a TXT record split in two strings.
+    ("_ua-auto-config.example.com.", "TXT"): (f'"{DIGEST[:20]}" "{DIGEST[20:]}"',),
+    ("ua-auto-config.example.com.", "CNAME"): (HOST,),
 }
 
 
@@ -88,10 +103,12 @@ def test_a_domain_published_right(
         "present    _submissions._tcp.example.com. SRV 0 0 465 smtp.example.com.",
         "present    _submission._tcp.example.com. SRV 10 0 587 smtp.example.com.",
         f"present    _autodiscover._tcp.example.com. SRV 0 0 443 {HOST}",
+        f'present    _ua-auto-config.example.com. TXT "{DIGEST}"',
         f"present    autoconfig.example.com. CNAME {HOST}",
         f"present    autodiscover.example.com. CNAME {HOST}",
+        f"present    ua-auto-config.example.com. CNAME {HOST}",
         "info       example.com. MX 10 mx.example.com.",
-        "7 records checked: 7 present, 0 missing, 0 different",
+        "9 records checked: 9 present, 0 missing, 0 different",
     ]
     assert err == ""
 
@@ -121,7 +138,7 @@ def test_missing_and_different_records(
     assert found[("autodiscover.example.com.", "different")].endswith(
         f"DNS has A 192.0.2.99 ({HOST} has A 192.0.2.10)"
     )
-    assert lines[-1] == "7 records checked: 4 present, 1 missing, 2 different"
+    assert lines[-1] == "9 records checked: 6 present, 1 missing, 2 different"
 
 
 def test_a_cname_elsewhere_is_different(
@@ -146,6 +163,7 @@ def test_the_public_host_itself_needs_an_address(
     zone[("_autodiscover._tcp.example.com.", "SRV")] = ("0 0 443 autoconfig.example.com.",)
     zone[("autodiscover.example.com.", "CNAME")] = ("autoconfig.example.com.",)
     zone[("autoconfig.example.com.", "A")] = ("192.0.2.10",)
+    zone[("ua-auto-config.example.com.", "CNAME")] = ("autoconfig.example.com.",)
     serve(monkeypatch, zone)
     code, lines, _ = check(capsys, "example.com", "--public-host", "autoconfig.example.com")
     assert code == Exit.OK, lines
@@ -162,8 +180,10 @@ def test_without_a_public_host_the_service_names_are_skipped(
         "_autodiscover._tcp.example.com.",
         "autoconfig.example.com.",
         "autodiscover.example.com.",
+        "ua-auto-config.example.com.",
     ]
-    assert lines[-1] == "4 records checked: 4 present, 0 missing, 0 different, 3 skipped"
+    # PACC's TXT needs no public host: it is the digest of the file's document.
+    assert lines[-1] == "5 records checked: 5 present, 0 missing, 0 different, 4 skipped"
 
 
 def test_no_answer_is_its_own_state(
@@ -175,7 +195,7 @@ def test_no_answer_is_its_own_state(
     code, lines, err = check(capsys, "example.com", "--public-host", HOST)
     assert code == Exit.NO_ANSWER
     assert "failed     _imaps._tcp.example.com. SRV: no answer within 2 s" in lines
-    assert lines[-1] == "7 records checked: 6 present, 0 missing, 0 different, 1 failed"
+    assert lines[-1] == "9 records checked: 8 present, 0 missing, 0 different, 1 failed"
     assert "gave no answer for 1 records" in err and "Traceback" not in err
     # Something known wrong wins over something unknown.
     del zone[("_pop3s._tcp.example.com.", "SRV")]
@@ -202,6 +222,8 @@ def test_a_silent_resolver_stops_the_folder_after_one_domain(
             "_autodiscover._tcp",
             "autoconfig",
             "autodiscover",
+            "_ua-auto-config",
+            "ua-auto-config",
         )
     }
     assert "answered no lookup for example.com: stopped there" in err
@@ -228,7 +250,7 @@ def test_the_whole_folder_is_checked_in_order(
         "xn--mller-kva.example.",
     ]
     assert any("*.customers.example.org: its domains cannot be listed" in line for line in lines)
-    assert lines[-1].startswith("5 domains, 29 records checked: 7 present, 22 missing")
+    assert lines[-1].startswith("5 domains, 33 records checked: 9 present, 24 missing")
 
 
 def test_tally_and_lines() -> None:

@@ -30,6 +30,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.test import Client, EnvironBuilder, TestResponse
 from werkzeug.wrappers import Response
 
+from autoconf.address import normalize_domain
 from autoconf.app import create_app
 from autoconf.errors import BadRequest
 from autoconf.pipeline import check_host
@@ -680,7 +681,7 @@ def check_body(kind: str, status: int, content_type: str, response: TestResponse
         check_pox(status, data)
     elif content_type == XML:
         root = etree.fromstring(data, SAFE_PARSER)
-        assert root.tag == "clientConfig" and root.get("version") == "1.1"
+        assert root.tag == "clientConfig" and root.get("version") == "1.2"
         assert root.find("emailProvider") is not None
     elif content_type == JSON and kind == "json":
         answer = json.loads(data)
@@ -1149,3 +1150,75 @@ def test_attacks_do_not_grow_memory(client: Client) -> None:
     assert after - before < MEMORY_BOUND_KIB, f"RSS grew {after - before} KiB"
     assert peak - peak_before < MEMORY_BOUND_KIB, f"peak RSS grew {peak - peak_before} KiB"
     assert elapsed < 10, f"{50 * len(bodies)} attacks took {elapsed:.1f} s"
+
+
+# ---------------------------------------------------------------------------
+# No probing of addresses (draft-ietf-mailmaint-autoconfig-06; docs/security.md)
+
+_UUID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
+
+
+def _blank(text: str, address: str, local: str) -> str:
+    """A text with the address, then its local part, put back as the placeholders."""
+    text = text.replace(address, "%EMAILADDRESS%").replace(local, "%EMAILLOCALPART%")
+    return _UUID.sub("UUID", text)  # a profile's identifiers are made from the address
+
+
+def _blanked(value: Any, address: str, local: str) -> Any:
+    if isinstance(value, str):
+        return _blank(value, address, local)
+    if isinstance(value, dict):
+        return {k: _blanked(v, address, local) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_blanked(v, address, local) for v in value]
+    return value
+
+
+def _document(kind: str, data: bytes, address: str, local: str) -> Any:
+    """The parsed answer with every place the address is filled in blanked."""
+    if kind == "mobileconfig":
+        return _blanked(plistlib.loads(data), address, local)
+    if kind == "json":
+        return _blanked(json.loads(data), address, local)
+    root = etree.fromstring(data, SAFE_PARSER)
+    # An Exchange error document's Time and Id are the moment's and random, as
+    # Exchange writes them: the same for any address, never the same twice.
+    random = ("Time", "Id") if b"<ErrorCode>" in data else ()
+    return [
+        (
+            root.getroottree().getpath(e),
+            sorted((k, _blank(v, address, local)) for k, v in e.attrib.items() if k not in random),
+            _blank(e.text or "", address, local),
+        )
+        for e in root.iter()
+    ]
+
+
+@HYPOTHESIS
+@given(
+    locals_=st.lists(st.sampled_from(GOOD_LOCAL_PARTS), min_size=2, max_size=2, unique=True),
+    domain=st.sampled_from(KNOWN_DOMAINS),
+    form=st.sampled_from(ADDRESS_FORMS),
+)
+def test_no_answer_tells_one_address_from_another(
+    clients: dict[bool, Client], locals_: list[str], domain: str, form: str
+) -> None:
+    """The rule: for every provider without a per-user lookup (every provider today;
+    issue 19's lookups are the one, documented, exception), two addresses of one
+    domain get answers that differ only where the address itself is filled in, so
+    no answer tells whether an address exists (draft-ietf-mailmaint-autoconfig-06)."""
+    answers = []
+    for local in locals_:
+        case = address_case(f"{local}@{domain}", form)
+        response = send(clients, case)
+        answers.append((case.kind, local, response))
+    statuses = {response.status_code for _, _, response in answers}
+    assert len(statuses) == 1, statuses
+    if statuses != {200}:
+        return
+    documents = []
+    for kind, local, response in answers:
+        address = f"{local}@{normalize_domain(domain)}"  # as the service fills it in
+        documents.append(_document(kind, response.get_data(), address, local))
+    assert documents[0] == documents[1]
+    event(form)

@@ -197,3 +197,18 @@ def test_verdicts_are_counted(tls_app: Application) -> None:
     text = body.decode()
     assert 'endpoint="tls_allowed"' in text
     assert 'status="403"' in text
+
+
+def test_an_mx_at_one_of_the_files_mx_domains_counts(
+    make_app: Callable[..., Application], dns: Dns
+) -> None:
+    """Issue 12's MX path with a file's mx_domains (its servers at a name of their own)."""
+    files = {
+        "all.yaml": domain_file("['*']", imap_host="mail.%EMAILDOMAIN%")
+        + "mx_domains: [mx.elsewhere.example]\n"
+    }
+    app = make_app(files, public_host=PUBLIC)
+    app.service.tls = TlsPermission(dns)
+    client = app.test_client()
+    assert ask(client, "autoconfig.other.customers.example")[0] == 200
+    assert ask(client, "autoconfig.own.example")[0] == 403

@@ -5,10 +5,16 @@ Outlook's POX and JSON autodiscover, Apple's profile. Each is a view from a
 
 from __future__ import annotations
 
-from autoconf.address import Address, domain_from_host, parse_address
+from autoconf.address import (
+    Address,
+    InvalidDomain,
+    domain_from_host,
+    normalize_domain,
+    parse_address,
+)
 from autoconf.errors import BadRequest, NotFound, RequestError
 from autoconf.pipeline import Answer, Endpoint, Request, Service, text_error, utf8
-from autoconf.render import Documents, autoconfig, autodiscover, mobileconfig
+from autoconf.render import Documents, autoconfig, autodiscover, mobileconfig, pacc
 from autoconf.snapshot import Entry, Snapshot
 
 XML = "text/xml; charset=utf-8"
@@ -103,6 +109,29 @@ def mobileconfig_view(service: Service, request: Request) -> Answer:
     return Answer(200, mobileconfig.CONTENT_TYPE, body, (("Content-Disposition", disposition),))
 
 
+def pacc_view(service: Service, request: Request) -> Answer:
+    """PACC's document for the domain of ``?domain=`` (tests, tools), else of the Host
+    (``ua-auto-config.D``, or D itself): the same bytes whoever asks."""
+    raw = request.arg("domain")
+    if raw:
+        try:
+            domain: str | None = normalize_domain(raw)
+        except InvalidDomain as exc:
+            raise BadRequest(f"domain={raw!r}: {exc}") from None
+    else:
+        host = request.host
+        name = host.partition(":")[0] if host.count(":") == 1 else host
+        name = name.removeprefix(pacc.HOST_PREFIX) if name.count(".") >= 2 else name
+        domain = domain_from_host(name)
+    entry = service.registry.snapshot.lookup(domain) if domain else None
+    if domain is None or entry is None:
+        raise NotFound("no mail configuration for this host (give ?domain=)")
+    body = pacc.render(entry.provider, domain)
+    if body is None:
+        raise NotFound(f"{domain}: its provider has no server PACC can describe")
+    return Answer(200, pacc.CONTENT_TYPE, body)
+
+
 def pox_error(exc: RequestError, request: Request | None = None) -> Answer:
     # Exchange answers a malformed request with its error document and HTTP 200.
     status = 200 if exc.status == 400 else exc.status
@@ -119,3 +148,4 @@ AUTOCONFIG = Endpoint("autoconfig", ("GET", "HEAD"), autoconfig_view, text_error
 POX = Endpoint("pox", ("POST",), pox_view, pox_error)
 JSON_ENDPOINT = Endpoint("json", ("GET", "HEAD"), json_view, json_error)
 MOBILECONFIG = Endpoint("mobileconfig", ("GET", "HEAD"), mobileconfig_view, text_error)
+PACC = Endpoint("pacc", ("GET", "HEAD"), pacc_view, text_error)

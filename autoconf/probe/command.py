@@ -16,6 +16,7 @@ from autoconf.exits import Exit
 from autoconf.model import Provider, Server
 from autoconf.placeholders import EMAILDOMAIN, fill
 from autoconf.probe.checks import Contexts, Result, probe_server, reason
+from autoconf.probe.oauth import format_checks, probe_issuer
 
 
 def make_contexts(ca_file: Path | None) -> Contexts:
@@ -79,4 +80,9 @@ def probe_main(provider: Provider, domain: str, *, ca_file: Path | None, timeout
         return Exit.USAGE
     results = probe_provider(provider, domain, contexts, timeout)
     print(format_table(results, provider.served_incoming + provider.served_outgoing))
-    return Exit.OK if all(r.ok for r in results) else Exit.INVALID
+    failed = not all(r.ok for r in results)
+    if provider.oauth2 is not None:
+        checks = probe_issuer(provider.oauth2, domain, contexts.verify, timeout)
+        print(format_checks(provider.oauth2.issuer_url, checks))
+        failed = failed or any(c.failed for c in checks)
+    return Exit.INVALID if failed else Exit.OK

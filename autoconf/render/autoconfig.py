@@ -1,9 +1,12 @@
-"""Thunderbird autoconfig (clientConfig 1.1), as real clients require it
-(docs/http.md#thunderbird-autoconfig).
+"""Thunderbird autoconfig (clientConfig 1.2, draft-ietf-mailmaint-autoconfig-06),
+as real clients require it (docs/http.md#thunderbird-autoconfig).
 
-Root ``<clientConfig version="1.1">`` without namespace or prefixes; servers in
+Root ``<clientConfig version="1.2">`` without namespace or prefixes; servers in
 the file's order after the plaintext rule; one ``<authentication>`` per method;
-never a ``<password>``.
+never a ``<password>``. What 1.2 adds stands where 1.1 readers skip it
+(docs/clients.md#autoconfig-12-what-each-client-reads): the MX domains after the
+mail domains, JMAP, EWS and ActiveSync after every IMAP and POP3 server, the
+rest beside ``emailProvider``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from autoconf.render.identity import DOMAINS, identity_values, shape_of
 from autoconf.render.template import Template, placeholder_values
 from autoconf.render.xml import child, serialize
 
+VERSION = "1.2"
 SOCKET_TYPES = {Security.SSL: "SSL", Security.STARTTLS: "STARTTLS", Security.NONE: "plain"}
 # A provider with more domains than this lists only the one asked for: a hoster's
 # 100,000 customer domains do not belong in every answer.
@@ -51,13 +55,20 @@ def compile_provider(provider: Provider) -> AutoconfigDocument:
 
 def compile_shape(shape: Provider) -> Template:
     """The document with the provider's names, its domains and the address as slots."""
-    root = etree.Element("clientConfig", version="1.1")
+    root = etree.Element("clientConfig", version=VERSION)
     email = child(root, "emailProvider", id=shape.id)
     email.append(etree.Comment(DOMAINS))
+    for mx in shape.mx_domains:
+        child(email, "domain", mx, purpose="mx")
     child(email, "displayName", shape.name)
     child(email, "displayShortName", shape.short_name)
     for server in shape.served_incoming:
         _server(child(email, "incomingServer", type=server.type.value), server)
+    # After IMAP and POP3: "the first server of a kind is the choice" (Thunderbird
+    # 153 reads type="ews" too, and would otherwise offer it first).
+    for kind, url in (("jmap", shape.jmap), ("ews", shape.ews), ("activeSync", shape.activesync)):
+        if url:
+            _url_server(child(email, "incomingServer", type=kind), url, _login(shape))
     for server in shape.served_outgoing:
         _server(child(email, "outgoingServer", type=server.type.value), server)
     for doc in shape.documentation:
@@ -71,6 +82,8 @@ def compile_shape(shape: Provider) -> Template:
         child(oauth, "scope", shape.oauth2.scope)
         child(oauth, "authURL", shape.oauth2.auth_url)
         child(oauth, "tokenURL", shape.oauth2.token_url)
+        if shape.oauth2.client_id:
+            child(oauth, "clientID", shape.oauth2.client_id)
     if shape.webmail:
         child(child(root, "webMail"), "loginPage", url=shape.webmail)
     for tag, kind, dav in (
@@ -81,11 +94,33 @@ def compile_shape(shape: Provider) -> Template:
             element = child(root, tag, type=kind)
             child(element, "username", dav.username)
             child(element, "authentication", "basic", system="http")
-            child(element, "serverURL", dav.url)
+            child(element, "serverURL", dav.url)  # 1.1's name
+            child(element, "url", dav.url)  # 1.2's
+    if shape.managesieve is not None:
+        sieve = shape.managesieve
+        element = child(root, "setupServer", type="managesieve")
+        child(element, "hostname", sieve.host)
+        child(element, "port", sieve.port)
+        child(element, "socketType", SOCKET_TYPES[sieve.security])
+        child(element, "username", sieve.username)
+        child(element, "authentication", "password-cleartext")
 
     # The domains go where the comment stands, with their own line breaks.
     text = serialize(root).replace(f"{_DOMAIN_INDENT}<!--{DOMAINS}-->", DOMAINS)
     return Template(text)
+
+
+def _login(shape: Provider) -> str:
+    """The user name of the URL-based servers: the first incoming server's."""
+    return shape.incoming[0].username if shape.incoming else "%EMAILADDRESS%"
+
+
+def _url_server(element: etree._Element, url: str, username: str) -> None:
+    child(element, "url", url)
+    # 1.2's HTTP form. Thunderbird 153 reads no "basic" (it takes only its own
+    # names), so it skips these servers and keeps the IMAP/POP3 ones as before.
+    child(element, "authentication", "basic", system="http")
+    child(element, "username", username)
 
 
 def _server(element: etree._Element, server: Server) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from autoconf.model import Provider, Security, Server, ServerType
 from autoconf.placeholders import EMAILDOMAIN, fill
+from autoconf.render import pacc
 
 TTL = 3600
 NO_PUBLIC_HOST = (
@@ -36,7 +37,8 @@ class Record:
     data: str
 
     def line(self) -> str:
-        return f"{self.name:<34} {TTL} IN {self.type:<5} {self.data}"
+        data = f'"{self.data}"' if self.type == "TXT" else self.data
+        return f"{self.name:<34} {TTL} IN {self.type:<5} {data}"
 
 
 def _ranked(servers: tuple[Server, ...]) -> list[Server]:
@@ -79,12 +81,27 @@ def service_records(domain: str, public_host: str) -> list[Record]:
     return records
 
 
+def pacc_records(provider: Provider, domain: str, public_host: str | None) -> list[Record]:
+    """PACC's TXT record, the digest of the very bytes the service answers for
+    ``domain``; and ``ua-auto-config.D`` where the public host is known. None when
+    the provider has nothing PACC can carry."""
+    body = pacc.render(provider, domain)
+    if body is None:
+        return []
+    records = [Record(f"{pacc.TXT_PREFIX}{domain}.", "TXT", pacc.digest(body))]
+    target = public_host.rstrip(".") if public_host else None
+    name = f"{pacc.HOST_PREFIX}{domain}"
+    if target and name != target:
+        records.append(Record(f"{name}.", "CNAME", f"{target}."))
+    return records
+
+
 def domain_records(provider: Provider, domain: str, public_host: str | None) -> list[Record]:
     """Every record ``dns`` prints for ``domain``: the service's only with a public host."""
     records = srv_records(provider, domain)
     if public_host:
         records += service_records(domain, public_host)
-    return records
+    return records + pacc_records(provider, domain, public_host)
 
 
 def zone_lines(provider: Provider, domain: str, public_host: str | None) -> list[str]:
@@ -100,6 +117,10 @@ def zone_lines(provider: Provider, domain: str, public_host: str | None) -> list
         ]
     else:
         lines.append(NO_PUBLIC_HOST)
+    found = pacc_records(provider, domain, public_host)
+    if found:
+        lines.append(f"; PACC ({pacc.DRAFT}): the digest of the document the service answers")
+        lines += [r.line() for r in found]
     return lines
 
 

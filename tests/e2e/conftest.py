@@ -26,6 +26,7 @@ CLIENT_DOMAINS = (
     "plain.test.example",
     "xn--bcher-kva.test.example",
     "customer.test.example",  # served by the catch-all
+    "v12.test.example",  # autoconfig 1.2's every part
 )
 # The names no certificate of `mail-autoconf certificates` can hold: the
 # catch-all's. The test's public-host certificate names them as well.

@@ -17,8 +17,10 @@ from pathlib import Path
 import pytest
 
 from autoconf.exits import Exit
+from autoconf.render import pacc
 from tests.e2e.dnsmasq import Dnsmasq, start_dnsmasq
 from tests.e2e.processes import EXECUTABLE
+from tests.helpers import provider_from_yaml
 
 HOST = "autoconf.check.test"
 FILE = """\
@@ -31,8 +33,21 @@ outgoing:
   - {type: smtp, host: smtp.check.test, security: ssl}
   - {type: smtp, host: smtp.check.test, security: starttls}
 """
+
+
+def pacc_digest(domain: str) -> str:
+    """The TXT data `dns` asks for: the digest of the PACC document served for ``domain``."""
+    body = pacc.render(provider_from_yaml(FILE), domain)
+    assert body is not None
+    return pacc.digest(body)
+
+
 ZONE = [
     f"--host-record={HOST},127.0.0.53,::53",
+    # PACC's digest of right.test's document, and a stale one at mixed.test.
+    f"--txt-record=_ua-auto-config.right.test,{pacc_digest('right.test')}",
+    f"--cname=ua-auto-config.right.test,{HOST}",
+    "--txt-record=_ua-auto-config.mixed.test,v=UAAC1; a=sha256; d=c3RhbGU=",
     "--host-record=other.check.test,127.0.0.99",
     # right.test: all there (a weight of 5 changes nothing a client does).
     "--srv-host=_imaps._tcp.right.test,imap.check.test,993,0,5",
@@ -107,6 +122,8 @@ def test_a_domain_published_right(dnsmasq: Dnsmasq, folder: Path) -> None:
         "_autodiscover._tcp.right.test.": "present",
         "autoconfig.right.test.": "present",
         "autodiscover.right.test.": "present",
+        "_ua-auto-config.right.test.": "present",
+        "ua-auto-config.right.test.": "present",
         "right.test.": "info",
     }
     lines = done.stdout.splitlines()
@@ -117,7 +134,8 @@ def test_a_domain_published_right(dnsmasq: Dnsmasq, folder: Path) -> None:
         f"(the addresses of {HOST}.)" in lines
     )
     assert "info       right.test. MX 10 mx.check.test." in lines
-    assert lines[-1] == "7 records checked: 7 present, 0 missing, 0 different"
+    assert f'present    _ua-auto-config.right.test. TXT "{pacc_digest("right.test")}"' in lines
+    assert lines[-1] == "9 records checked: 9 present, 0 missing, 0 different"
     assert done.stderr == ""
 
 
@@ -133,6 +151,8 @@ def test_missing_and_wrong_records(dnsmasq: Dnsmasq, folder: Path) -> None:
         "_autodiscover._tcp.mixed.test.": "missing",
         "autoconfig.mixed.test.": "different",
         "autodiscover.mixed.test.": "missing",
+        "_ua-auto-config.mixed.test.": "different",
+        "ua-auto-config.mixed.test.": "missing",
         "mixed.test.": "info",
     }
     lines = done.stdout.splitlines()
@@ -150,7 +170,11 @@ def test_missing_and_wrong_records(dnsmasq: Dnsmasq, folder: Path) -> None:
         in lines
     )
     assert "info       mixed.test. MX none" in lines
-    assert lines[-1] == "7 records checked: 1 present, 3 missing, 3 different"
+    assert (
+        f'different  _ua-auto-config.mixed.test. TXT: want "{pacc_digest("mixed.test")}"; '
+        'DNS has "v=UAAC1; a=sha256; d=c3RhbGU="' in lines
+    )
+    assert lines[-1] == "9 records checked: 1 present, 4 missing, 4 different"
 
 
 def test_the_whole_folder_by_provider(dnsmasq: Dnsmasq, folder: Path) -> None:
@@ -166,7 +190,7 @@ def test_the_whole_folder_by_provider(dnsmasq: Dnsmasq, folder: Path) -> None:
     assert verdicts(done.stdout)["autoconfig.bare.test."] == "missing"
     assert lines[-3] == f"; ==== {folder / 'rest.yaml'}: provider catch-all, 0 domains"
     assert "the catch-all: its domains cannot be listed" in lines[-2]
-    assert lines[-1] == "3 domains, 21 records checked: 8 present, 10 missing, 3 different"
+    assert lines[-1] == "3 domains, 27 records checked: 10 present, 13 missing, 4 different"
 
 
 def test_dns_that_does_not_answer(folder: Path) -> None:
@@ -180,5 +204,5 @@ def test_dns_that_does_not_answer(folder: Path) -> None:
     assert "failed     _imaps._tcp.bare.test. SRV: no answer within 0.3 s" in lines
     assert "present" not in verdicts(done.stdout).values()
     assert f"DNS ({resolver}) answered no lookup for bare.test: stopped there" in done.stderr
-    assert "no answer for 7 records within 0.3 s" in done.stderr
+    assert "no answer for 9 records within 0.3 s" in done.stderr
     assert "Traceback" not in done.stderr

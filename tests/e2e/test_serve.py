@@ -205,7 +205,8 @@ def parse_xml(response: requests.Response) -> etree._Element:
 
 def autoconfig_servers(root: etree._Element, kind: str) -> list[dict[str, Any]]:
     servers = []
-    for element in root.xpath(f"/clientConfig/emailProvider/{kind}Server"):
+    # The mail servers; 1.2's URL servers (ActiveSync here) have no host or port.
+    for element in root.xpath(f"/clientConfig/emailProvider/{kind}Server[hostname]"):
         pop3 = element.find("pop3")
         servers.append(
             {
@@ -315,7 +316,7 @@ def test_autoconfig_matches_the_domain_file(service: Service, address: str, path
     local, domain = split_address(address)
     provider = provider_for(domain)
 
-    assert root.tag == "clientConfig" and root.get("version") == "1.1"
+    assert root.tag == "clientConfig" and root.get("version") == "1.2"
     assert root.nsmap == {} and not any(e.prefix for e in root.iter(etree.Element))
     assert root.xpath("//password") == []
     (email_provider,) = root.xpath("/clientConfig/emailProvider")

@@ -201,3 +201,26 @@ def test_thunderbird_itself_refuses_unicode_domains(thunderbird: Thunderbird) ->
     The service answers both forms alike (tests/test_web.py)."""
     answer = thunderbird.discover("anna@bücher.test.example")
     assert answer.get("config") is None
+
+
+def test_autoconfig_1_2_leaves_thunderbird_with_the_same_account(thunderbird: Thunderbird) -> None:
+    """Thunderbird 153 takes version="1.2" and skips every new part: JMAP and
+    ActiveSync are types it does not know, EWS (a type it knows) has the draft's
+    HTTP authentication "basic", none of its names, the rest stands outside
+    emailProvider. OAuth2 first falls back to the password: the lint is right."""
+    config = discovered(thunderbird, "hana@v12.test.example")
+    assert (config["source"], config["subSource"]) == ("xml", "xml-from-isp-https")
+    assert config["incoming"] == {
+        "type": "imap",
+        "hostname": "imap.v12.test.example",
+        "port": 993,
+        "socketType": "SSL",
+        "auth": "passwordCleartext",
+        "username": "hana@v12.test.example",
+        "leaveMessagesOnServer": config["incoming"]["leaveMessagesOnServer"],
+        "daysToLeaveMessagesOnServer": config["incoming"]["daysToLeaveMessagesOnServer"],
+    }
+    assert config["incomingAlternatives"] == []
+    assert [(s["hostname"], s["port"]) for s in servers(config, "outgoing")] == [
+        ("smtp.v12.test.example", 465)
+    ]
