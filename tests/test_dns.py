@@ -48,7 +48,15 @@ def test_example_com_records(capsys: pytest.CaptureFixture[str]) -> None:
         "_pop3s._tcp.example.com.": ["10 0 995 pop.example.com."],
         "_submissions._tcp.example.com.": ["0 0 465 smtp.example.com."],
         "_submission._tcp.example.com.": ["10 0 587 smtp.example.com."],
+        # RFC 6764: the calendar's and the address book's server, and their paths
+        # up to the user (https://dav.example.com/cal/%EMAILADDRESS%/).
+        "_caldavs._tcp.example.com.": ["0 0 443 dav.example.com."],
+        "_carddavs._tcp.example.com.": ["0 0 443 dav.example.com."],
         "_autodiscover._tcp.example.com.": ["0 0 443 autoconf.hoster.example."],
+    }
+    assert records(z, "TXT") == {
+        "_caldavs._tcp.example.com.": ['"path=/cal/"'],
+        "_carddavs._tcp.example.com.": ['"path=/card/"'],
     }
     assert records(z, "CNAME") == {
         "autoconfig.example.com.": ["autoconf.hoster.example."],

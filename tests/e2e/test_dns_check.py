@@ -30,6 +30,8 @@ incoming:
 outgoing:
   - {type: smtp, host: smtp.check.test, security: ssl}
   - {type: smtp, host: smtp.check.test, security: starttls}
+calendar: {url: "https://dav.check.test/cal/%EMAILADDRESS%/"}
+addressbook: {url: "https://dav.check.test:8443/%EMAILDOMAIN%/%EMAILLOCALPART%/"}
 """
 ZONE = [
     f"--host-record={HOST},127.0.0.53,::53",
@@ -44,11 +46,18 @@ ZONE = [
     "--host-record=autodiscover.right.test,127.0.0.53,::53",
     "--mx-host=right.test,mx.check.test,10",
     "--txt-record=right.test,v=spf1 mx -all",
+    # RFC 6764: the path is the first string that starts with path= (Thunderbird's reading).
+    "--srv-host=_caldavs._tcp.right.test,dav.check.test,443,0,0",
+    "--txt-record=_caldavs._tcp.right.test,path=/cal/",
+    "--srv-host=_carddavs._tcp.right.test,dav.check.test,8443,0,0",
+    "--txt-record=_carddavs._tcp.right.test,txtvers=1,path=/right.test/",
     # mixed.test: one right, the rest missing or wrong.
     "--srv-host=_imaps._tcp.mixed.test,imap.check.test,993,0,0",
     "--srv-host=_submissions._tcp.mixed.test,smtp.check.test,25,0,0",
     "--srv-host=_submission._tcp.mixed.test,mail.elsewhere.test,587,10,0",
     "--cname=autoconfig.mixed.test,other.check.test",
+    "--srv-host=_caldavs._tcp.mixed.test,dav.check.test,443,0,0",
+    "--txt-record=_caldavs._tcp.mixed.test,path=/",
 ]
 
 
@@ -87,12 +96,12 @@ def dns(
 
 
 def verdicts(output: str) -> dict[str, str]:
-    """Record name (with its type, for MX) -> verdict."""
+    """Record name (with " TXT" for a TXT record, beside the SRV of its name) -> verdict."""
     found = {}
     for line in output.splitlines():
         if line and not line.startswith(";") and " records checked: " not in line:
-            verdict, name = line.split()[:2]
-            found[name] = verdict
+            verdict, name, rdtype = line.split()[:3]
+            found[name + (" TXT" if rdtype.startswith("TXT") else "")] = verdict
     return found
 
 
@@ -104,6 +113,10 @@ def test_a_domain_published_right(dnsmasq: Dnsmasq, folder: Path) -> None:
         "_pop3s._tcp.right.test.": "present",
         "_submissions._tcp.right.test.": "present",
         "_submission._tcp.right.test.": "present",
+        "_caldavs._tcp.right.test.": "present",
+        "_caldavs._tcp.right.test. TXT": "present",
+        "_carddavs._tcp.right.test.": "present",
+        "_carddavs._tcp.right.test. TXT": "present",
         "_autodiscover._tcp.right.test.": "present",
         "autoconfig.right.test.": "present",
         "autodiscover.right.test.": "present",
@@ -117,7 +130,8 @@ def test_a_domain_published_right(dnsmasq: Dnsmasq, folder: Path) -> None:
         f"(the addresses of {HOST}.)" in lines
     )
     assert "info       right.test. MX 10 mx.check.test." in lines
-    assert lines[-1] == "7 records checked: 7 present, 0 missing, 0 different"
+    assert 'present    _carddavs._tcp.right.test. TXT "txtvers=1" "path=/right.test/"' in lines
+    assert lines[-1] == "11 records checked: 11 present, 0 missing, 0 different"
     assert done.stderr == ""
 
 
@@ -130,6 +144,10 @@ def test_missing_and_wrong_records(dnsmasq: Dnsmasq, folder: Path) -> None:
         "_pop3s._tcp.mixed.test.": "missing",
         "_submissions._tcp.mixed.test.": "different",
         "_submission._tcp.mixed.test.": "different",
+        "_caldavs._tcp.mixed.test.": "present",
+        "_caldavs._tcp.mixed.test. TXT": "different",
+        "_carddavs._tcp.mixed.test.": "missing",
+        "_carddavs._tcp.mixed.test. TXT": "missing",
         "_autodiscover._tcp.mixed.test.": "missing",
         "autoconfig.mixed.test.": "different",
         "autodiscover.mixed.test.": "missing",
@@ -149,8 +167,12 @@ def test_missing_and_wrong_records(dnsmasq: Dnsmasq, folder: Path) -> None:
         f"DNS has CNAME other.check.test., A 127.0.0.99 ({HOST}. has A 127.0.0.53, AAAA ::53)"
         in lines
     )
+    assert 'different  _caldavs._tcp.mixed.test. TXT: want "path=/cal/"; DNS has "path=/"' in lines
+    assert (
+        'missing    _carddavs._tcp.mixed.test. TXT: want "path=/mixed.test/"; DNS has none' in lines
+    )
     assert "info       mixed.test. MX none" in lines
-    assert lines[-1] == "7 records checked: 1 present, 3 missing, 3 different"
+    assert lines[-1] == "11 records checked: 2 present, 5 missing, 4 different"
 
 
 def test_the_whole_folder_by_provider(dnsmasq: Dnsmasq, folder: Path) -> None:
@@ -166,7 +188,7 @@ def test_the_whole_folder_by_provider(dnsmasq: Dnsmasq, folder: Path) -> None:
     assert verdicts(done.stdout)["autoconfig.bare.test."] == "missing"
     assert lines[-3] == f"; ==== {folder / 'rest.yaml'}: provider catch-all, 0 domains"
     assert "the catch-all: its domains cannot be listed" in lines[-2]
-    assert lines[-1] == "3 domains, 21 records checked: 8 present, 10 missing, 3 different"
+    assert lines[-1] == "3 domains, 33 records checked: 13 present, 16 missing, 4 different"
 
 
 def test_dns_that_does_not_answer(folder: Path) -> None:
@@ -180,5 +202,5 @@ def test_dns_that_does_not_answer(folder: Path) -> None:
     assert "failed     _imaps._tcp.bare.test. SRV: no answer within 0.3 s" in lines
     assert "present" not in verdicts(done.stdout).values()
     assert f"DNS ({resolver}) answered no lookup for bare.test: stopped there" in done.stderr
-    assert "no answer for 7 records within 0.3 s" in done.stderr
+    assert "no answer for 11 records within 0.3 s" in done.stderr
     assert "Traceback" not in done.stderr
