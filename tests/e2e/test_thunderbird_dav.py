@@ -82,9 +82,7 @@ class World:
     thunderbird: Thunderbird
 
     def hosts_log(self) -> str:
-        """nginx's log of every request: SNI, Host, the whole target, the status."""
-        path = self.nginx.started.log.parent / "hosts.log"
-        return path.read_text(encoding="utf-8") if path.exists() else ""
+        return self.nginx.hosts_log()
 
 
 def dnsmasq_options(zone_lines: str) -> list[str]:

@@ -200,33 +200,27 @@ _FIND_DAV = (
     _DESCRIBE
     + r"""
 const [domain, email, password, resolve] = arguments;
+const module = name => ChromeUtils.importESModule(`resource:///modules/${name}.sys.mjs`);
 (async () => {
   try {
-    const { FindConfig } = ChromeUtils.importESModule(
-      "resource:///modules/accountcreation/FindConfig.sys.mjs");
-    const { AccountConfig } = ChromeUtils.importESModule(
-      "resource:///modules/accountcreation/AccountConfig.sys.mjs");
-    const { RemoteAddressBookUtils } = ChromeUtils.importESModule(
-      "resource:///modules/accountcreation/RemoteAddressBookUtils.sys.mjs");
-    const { cal } = ChromeUtils.importESModule("resource:///modules/calendar/calUtils.sys.mjs");
+    const { FindConfig } = module("accountcreation/FindConfig");
     const search = FindConfig.parallelAutoDiscovery(
       domain, email, new AbortController().signal, password);
     let step = await search.next();
-    while (!step.done) {
-      step = await search.next({ acceptRedirect: false });
-    }
+    while (!step.done) step = await search.next({ acceptRedirect: false });
     const config = step.value;
     if (!config) {
       resolve({ error: "no mail configuration found" });
       return;
     }
-    AccountConfig.replaceVariables(config, "Test Person", email, password);
+    module("accountcreation/AccountConfig").AccountConfig.replaceVariables(
+      config, "Test Person", email, password);
     const hostnames = [domain];
     const incoming = config.incoming.hostname;
-    if (incoming != domain && Services.eTLD.getSchemelessSiteFromHost(incoming) ==
-        Services.eTLD.getSchemelessSiteFromHost(domain)) {
-      hostnames.push(incoming);
-    }
+    const site = host => Services.eTLD.getSchemelessSiteFromHost(host);
+    if (incoming != domain && site(incoming) == site(domain)) hostnames.push(incoming);
+    const { RemoteAddressBookUtils } = module("accountcreation/RemoteAddressBookUtils");
+    const { cal } = module("calendar/calUtils");
     const errors = [];
     let books = [];
     for (const hostname of hostnames) {
