@@ -3,9 +3,12 @@
 Each record ``dns`` tells the admin to publish is asked of DNS through
 :func:`autoconf.resolver.lookup` and gets a :class:`Verdict`:
 
-- an SRV name (RFC 6186/8314, Outlook's ``_autodiscover._tcp``) is *present*
-  when DNS has the same targets and ports in the same order of priority
-  (weights and the priority numbers themselves may differ);
+- an SRV name (RFC 6186/8314, RFC 6764's ``_caldavs._tcp`` and
+  ``_carddavs._tcp``, Outlook's ``_autodiscover._tcp``) is *present* when DNS
+  has the same targets and ports in the same order of priority (weights and the
+  priority numbers themselves may differ);
+- a TXT ``path=`` (RFC 6764) is *present* when every TXT record of the name that
+  has a ``path=`` string (the first, as Thunderbird reads it) gives the same path;
 - ``autoconfig.D`` and ``autodiscover.D`` are *present* when the name is a
   CNAME of the public host, or when its addresses (A and AAAA, any CNAME
   followed) are exactly the public host's; where the name is the public host
@@ -33,7 +36,7 @@ from functools import partial
 from autoconf.exits import Exit
 from autoconf.model import Provider
 from autoconf.render import pacc
-from autoconf.render.dns import Record, domain_records, service_names
+from autoconf.render.dns import domain_records, service_names
 from autoconf.resolver import LookupFailed, Nameserver, lookup
 
 WORKERS = 8  # lookups at once: one domain's records are asked together
@@ -56,7 +59,7 @@ WRONG = (Verdict.MISSING, Verdict.DIFFERENT)
 class Outcome:
     verdict: Verdict
     name: str  # with its final dot
-    type: str  # what is expected: "SRV", "CNAME", "A/AAAA", "MX"
+    type: str  # what is expected: "SRV", "TXT", "CNAME", "A/AAAA", "MX"
     want: str = ""  # the expected data ("0 0 993 imap.example.com.")
     # What DNS has (present, info: with its types, "SRV 0 0 993 imap.example.com."),
     # or why nothing is known (failed, skipped).
@@ -97,6 +100,38 @@ def judge_srv(name: str, want: list[str], have: tuple[str, ...]) -> Outcome:
     if srv_order(have) == srv_order(want):
         return Outcome(Verdict.PRESENT, name, "SRV", wanted, f"SRV {', '.join(have)}")
     return Outcome(Verdict.DIFFERENT, name, "SRV", wanted, ", ".join(have))
+
+
+def txt_paths(data: Iterable[str]) -> list[str]:
+    """The ``path=`` of each TXT record (its first string that starts so, as
+    Thunderbird reads them), from the records' zone-file text."""
+    import dns.exception
+    import dns.rdata
+    import dns.rdataclass
+    import dns.rdatatype
+
+    paths = []
+    for text in data:
+        try:
+            record = dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.TXT, text)
+        except dns.exception.DNSException:
+            continue
+        strings = [s.decode("utf-8", "replace") for s in getattr(record, "strings", ())]
+        found = next((s for s in strings if s.startswith("path=")), None)
+        if found is not None:
+            paths.append(found)
+    return paths
+
+
+def judge_txt(name: str, want: str, have: tuple[str, ...]) -> Outcome:
+    """``want`` is the record's data as ``dns`` prints it (``"path=/cal/"``)."""
+    wanted = txt_paths([want])
+    paths = txt_paths(have)
+    if not paths:
+        return Outcome(Verdict.MISSING, name, "TXT", want)
+    if set(paths) == set(wanted):
+        return Outcome(Verdict.PRESENT, name, "TXT", want, f"TXT {', '.join(have)}")
+    return Outcome(Verdict.DIFFERENT, name, "TXT", want, ", ".join(have))
 
 
 def _typed(rdtype: str, data: Iterable[str]) -> list[str]:
@@ -197,19 +232,20 @@ class Checker:
 
     def checks(self, provider: Provider, domain: str) -> list[Callable[[], Outcome]]:
         """One call a record to judge, in the order ``dns`` prints them, MX last."""
-        wanted: dict[str, list[str]] = {}
-        texts: list[Record] = []
+        # An SRV name's records are judged together, where the first of them stands.
+        wanted: dict[tuple[str, str], list[str]] = {}
         for record in domain_records(provider, domain, self.public_host):
-            if record.type == "SRV":
-                wanted.setdefault(record.name, []).append(record.data)
-            elif record.type == "TXT":
-                texts.append(record)
+            if record.type in ("SRV", "TXT"):
+                wanted.setdefault((record.name, record.type), []).append(record.data)
         calls: list[Callable[[], Outcome]] = [
-            partial(self.check_srv, name, data) for name, data in wanted.items()
+            partial(self.check_srv, name, data)
+            if rdtype == "SRV"
+            else partial(self.check_txt, name, data[0])
+            for (name, rdtype), data in wanted.items()
         ]
-        calls += [partial(self.check_txt, record.name, record.data) for record in texts]
         names = [dotted(name) for name in service_names(domain)]
-        if texts:  # PACC's document is asked at ua-auto-config.D
+        pacc_txt = f"{pacc.TXT_PREFIX}{domain}."
+        if (pacc_txt, "TXT") in wanted:  # PACC's document is asked at ua-auto-config.D
             names.append(dotted(f"{pacc.HOST_PREFIX}{domain}"))
         if self.public_host is None:
             calls.append(partial(skipped, f"_autodiscover._tcp.{domain}.", "SRV"))
@@ -226,18 +262,22 @@ class Checker:
             return Outcome(Verdict.FAILED, name, "SRV", have=why(exc, name, "SRV"))
 
     def check_txt(self, name: str, want: str) -> Outcome:
-        """PACC's TXT: present when one of the name's TXT records is exactly ``want``
-        (its strings joined, as RFC 7208 reads a split one)."""
+        """RFC 6764's ``path=`` as Thunderbird reads it (:func:`judge_txt`), or PACC's
+        digest: present when one of the name's TXT records is exactly ``want`` (its
+        strings joined, as RFC 7208 reads a split one)."""
         try:
-            have = tuple(txt_text(record) for record in self.ask(name, "TXT"))
+            found = self.ask(name, "TXT")
         except LookupFailed as exc:
             return Outcome(Verdict.FAILED, name, "TXT", have=why(exc, name, "TXT"))
-        if want in have:
-            return Outcome(Verdict.PRESENT, name, "TXT", want, f'TXT "{want}"')
+        if "path=" in want:
+            return judge_txt(name, want, found)
+        have = tuple(txt_text(record) for record in found)
+        if txt_text(want) in have:
+            return Outcome(Verdict.PRESENT, name, "TXT", want, f"TXT {want}")
         if not have:
-            return Outcome(Verdict.MISSING, name, "TXT", f'"{want}"')
+            return Outcome(Verdict.MISSING, name, "TXT", want)
         shown = ", ".join(f'"{text}"' for text in have)
-        return Outcome(Verdict.DIFFERENT, name, "TXT", f'"{want}"', shown)
+        return Outcome(Verdict.DIFFERENT, name, "TXT", want, shown)
 
     def check_name(self, name: str) -> Outcome:
         try:

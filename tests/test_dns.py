@@ -48,14 +48,24 @@ def test_example_com_records(capsys: pytest.CaptureFixture[str]) -> None:
         "_pop3s._tcp.example.com.": ["10 0 995 pop.example.com."],
         "_submissions._tcp.example.com.": ["0 0 465 smtp.example.com."],
         "_submission._tcp.example.com.": ["10 0 587 smtp.example.com."],
+        # RFC 6764: the calendar's and the address book's server, and their paths
+        # up to the user (https://dav.example.com/cal/%EMAILADDRESS%/).
+        "_caldavs._tcp.example.com.": ["0 0 443 dav.example.com."],
+        "_carddavs._tcp.example.com.": ["0 0 443 dav.example.com."],
         "_autodiscover._tcp.example.com.": ["0 0 443 autoconf.hoster.example."],
+    }
+    txt = records(z, "TXT")
+    assert {name: data for name, data in txt.items() if "dav" in name} == {
+        "_caldavs._tcp.example.com.": ['"path=/cal/"'],
+        "_carddavs._tcp.example.com.": ['"path=/card/"'],
     }
     assert records(z, "CNAME") == {
         "autoconfig.example.com.": ["autoconf.hoster.example."],
         "autodiscover.example.com.": ["autoconf.hoster.example."],
         "ua-auto-config.example.com.": ["autoconf.hoster.example."],  # PACC's name
     }
-    assert list(records(z, "TXT")) == ["_ua-auto-config.example.com."]  # tests/test_pacc.py
+    # And PACC's digest (tests/test_pacc.py).
+    assert [name for name in txt if "dav" not in name] == ["_ua-auto-config.example.com."]
 
 
 def test_only_services_the_provider_has(capsys: pytest.CaptureFixture[str]) -> None:

@@ -37,6 +37,10 @@ RIGHT: Zone = {
     ("_pop3s._tcp.example.com.", "SRV"): ("10 0 995 pop.example.com.",),
     ("_submissions._tcp.example.com.", "SRV"): ("0 0 465 smtp.example.com.",),
     ("_submission._tcp.example.com.", "SRV"): ("10 0 587 smtp.example.com.",),
+    ("_caldavs._tcp.example.com.", "SRV"): ("0 0 443 dav.example.com.",),
+    ("_caldavs._tcp.example.com.", "TXT"): ('"path=/cal/"',),
+    ("_carddavs._tcp.example.com.", "SRV"): ("0 0 443 dav.example.com.",),
+    ("_carddavs._tcp.example.com.", "TXT"): ('"path=/card/"',),
     ("_autodiscover._tcp.example.com.", "SRV"): (f"0 0 443 {HOST}",),
     ("autoconfig.example.com.", "CNAME"): (HOST,),
     ("autodiscover.example.com.", "CNAME"): (HOST,),
@@ -102,13 +106,17 @@ def test_a_domain_published_right(
         "present    _pop3s._tcp.example.com. SRV 10 0 995 pop.example.com.",
         "present    _submissions._tcp.example.com. SRV 0 0 465 smtp.example.com.",
         "present    _submission._tcp.example.com. SRV 10 0 587 smtp.example.com.",
+        "present    _caldavs._tcp.example.com. SRV 0 0 443 dav.example.com.",
+        'present    _caldavs._tcp.example.com. TXT "path=/cal/"',
+        "present    _carddavs._tcp.example.com. SRV 0 0 443 dav.example.com.",
+        'present    _carddavs._tcp.example.com. TXT "path=/card/"',
         f"present    _autodiscover._tcp.example.com. SRV 0 0 443 {HOST}",
         f'present    _ua-auto-config.example.com. TXT "{DIGEST}"',
         f"present    autoconfig.example.com. CNAME {HOST}",
         f"present    autodiscover.example.com. CNAME {HOST}",
         f"present    ua-auto-config.example.com. CNAME {HOST}",
         "info       example.com. MX 10 mx.example.com.",
-        "9 records checked: 9 present, 0 missing, 0 different",
+        "13 records checked: 13 present, 0 missing, 0 different",
     ]
     assert err == ""
 
@@ -138,7 +146,7 @@ def test_missing_and_different_records(
     assert found[("autodiscover.example.com.", "different")].endswith(
         f"DNS has A 192.0.2.99 ({HOST} has A 192.0.2.10)"
     )
-    assert lines[-1] == "9 records checked: 6 present, 1 missing, 2 different"
+    assert lines[-1] == "13 records checked: 10 present, 1 missing, 2 different"
 
 
 def test_a_cname_elsewhere_is_different(
@@ -183,7 +191,7 @@ def test_without_a_public_host_the_service_names_are_skipped(
         "ua-auto-config.example.com.",
     ]
     # PACC's TXT needs no public host: it is the digest of the file's document.
-    assert lines[-1] == "5 records checked: 5 present, 0 missing, 0 different, 4 skipped"
+    assert lines[-1] == "9 records checked: 9 present, 0 missing, 0 different, 4 skipped"
 
 
 def test_no_answer_is_its_own_state(
@@ -195,7 +203,7 @@ def test_no_answer_is_its_own_state(
     code, lines, err = check(capsys, "example.com", "--public-host", HOST)
     assert code == Exit.NO_ANSWER
     assert "failed     _imaps._tcp.example.com. SRV: no answer within 2 s" in lines
-    assert lines[-1] == "9 records checked: 8 present, 0 missing, 0 different, 1 failed"
+    assert lines[-1] == "13 records checked: 12 present, 0 missing, 0 different, 1 failed"
     assert "gave no answer for 1 records" in err and "Traceback" not in err
     # Something known wrong wins over something unknown.
     del zone[("_pop3s._tcp.example.com.", "SRV")]
@@ -219,6 +227,8 @@ def test_a_silent_resolver_stops_the_folder_after_one_domain(
             "_pop3s._tcp",
             "_submissions._tcp",
             "_submission._tcp",
+            "_caldavs._tcp",
+            "_carddavs._tcp",
             "_autodiscover._tcp",
             "autoconfig",
             "autodiscover",
@@ -250,7 +260,7 @@ def test_the_whole_folder_is_checked_in_order(
         "xn--mller-kva.example.",
     ]
     assert any("*.customers.example.org: its domains cannot be listed" in line for line in lines)
-    assert lines[-1].startswith("5 domains, 33 records checked: 9 present, 24 missing")
+    assert lines[-1].startswith("5 domains, 41 records checked: 13 present, 28 missing")
 
 
 def test_tally_and_lines() -> None:

@@ -56,6 +56,8 @@ TEXT = "text/plain; charset=utf-8"
 # - json (both forms): always JSON, errors as {"ErrorCode", "ErrorMessage"};
 # - mobileconfig: the profile, or a one-line text/plain reason;
 # - healthz: JSON;
+# - wellknown (/.well-known/caldav and carddav): a 307 whose one-line text/plain body
+#   is its Location, or a one-line text/plain reason;
 # - other paths: 404 in text/plain, whatever the method.
 # What routing refuses before any view runs is text/plain (a 4xx with a short
 # reason, docs/http.md#errors): a method the path does not have (405), and a v2 path whose
@@ -76,6 +78,7 @@ ANSWERS: dict[str, tuple[frozenset[str], dict[int, str]]] = {
     "json": (frozenset({"GET", "HEAD"}), {200: JSON, 400: JSON, 404: JSON}),
     "mobileconfig": (frozenset({"GET", "HEAD"}), {200: APPLE, 400: TEXT, 404: TEXT}),
     "healthz": (frozenset({"GET", "HEAD"}), {200: JSON}),
+    "wellknown": (frozenset({"GET", "HEAD", "PROPFIND"}), {307: TEXT, 400: TEXT, 404: TEXT}),
     "other": (frozenset(), {404: TEXT}),
 }
 # A refused method: 405 in the endpoint's own error format.
@@ -92,6 +95,7 @@ MAX_REASON = 200  # a reason is shorter than this, as tests/test_web.py holds it
 AUTOCONFIG_PATHS = ("/mail/config-v1.1.xml", "/.well-known/autoconfig/mail/config-v1.1.xml")
 POX_PATH = "/autodiscover/autodiscover.xml"
 JSON_PATH = "/autodiscover/autodiscover.json"
+WELL_KNOWN_PATHS = ("/.well-known/caldav", "/.well-known/carddav")
 NS = {"r": NS_RESPONSE}
 SAFE_PARSER = etree.XMLParser(
     resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
@@ -518,7 +522,7 @@ def any_case(text: str) -> st.SearchStrategy[str]:
     )
 
 
-ROUTED = {*AUTOCONFIG_PATHS, "/mobileconfig", "/healthz", "/", "/metrics"}
+ROUTED = {*AUTOCONFIG_PATHS, *WELL_KNOWN_PATHS, "/mobileconfig", "/healthz", "/", "/metrics"}
 OTHER_PATHS = (
     "/nothing-here",
     "/admin",
@@ -589,7 +593,16 @@ class Case:
 def cases(draw: st.DrawFn) -> Case:
     route = draw(
         st.sampled_from(
-            ["autoconfig", "pox", "json", "json-v1", "mobileconfig", "healthz", "other"]
+            [
+                "autoconfig",
+                "pox",
+                "json",
+                "json-v1",
+                "mobileconfig",
+                "healthz",
+                "wellknown",
+                "other",
+            ]
         )
     )
     kind = route
@@ -607,6 +620,8 @@ def cases(draw: st.DrawFn) -> Case:
         kind = "json" if path_converter_matches(unquote(email, errors="replace")) else "other"
     elif route in ("mobileconfig", "healthz"):
         path = "/" + route
+    elif route == "wellknown":
+        path = draw(st.sampled_from(WELL_KNOWN_PATHS))
     else:
         path = draw(other_paths)
     main = "POST" if route == "pox" else "GET"
@@ -754,6 +769,12 @@ def check(case: Case, response: TestResponse) -> None:
         assert response.get_data() == b""
     else:
         check_body(case.kind, status, content_type, response)
+    if status == 307:  # a URL a header can carry, the one the body names
+        location = response.headers["Location"]
+        assert location.isascii() and location.isprintable() and " " not in location
+        assert urlsplit(location).scheme in ("https", "http")
+        if case.method != "HEAD":
+            assert response.get_data(as_text=True) == location + "\n"
 
 
 # ---------------------------------------------------------------------------

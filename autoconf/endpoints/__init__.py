@@ -7,7 +7,15 @@ writes its paths (in any letter case, the v2 form with the address in the path).
 
 from __future__ import annotations
 
-from autoconf.endpoints.clients import AUTOCONFIG, JSON_ENDPOINT, MOBILECONFIG, PACC, POX
+from autoconf.endpoints.clients import (
+    AUTOCONFIG,
+    CALDAV,
+    CARDDAV,
+    JSON_ENDPOINT,
+    MOBILECONFIG,
+    PACC,
+    POX,
+)
 from autoconf.endpoints.operator import HEALTHZ, TLS_ALLOWED, metrics_endpoint
 from autoconf.endpoints.page import LOGO, PAGE, STYLE
 from autoconf.metrics import Metrics
@@ -20,6 +28,8 @@ CLIENT_PATHS = {
     "/autodiscover/autodiscover.json": JSON_ENDPOINT,
     "/mobileconfig": MOBILECONFIG,
     "/.well-known/user-agent-configuration.json": PACC,
+    "/.well-known/caldav": CALDAV,
+    "/.well-known/carddav": CARDDAV,
 }
 # The v2 form with the address in the path: .../v1.0/alice@example.com.
 JSON_V1_PREFIX = "/autodiscover/autodiscover.json/v1.0/"

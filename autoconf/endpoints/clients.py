@@ -1,6 +1,7 @@
 """The endpoints mail clients call (docs/http.md): Thunderbird's autoconfig,
-Outlook's POX and JSON autodiscover, Apple's profile. Each is a view from a
-:class:`Request` to an :class:`Answer`, with its format's own error document.
+Outlook's POX and JSON autodiscover, Apple's profile, the CalDAV and CardDAV
+``.well-known`` redirects. Each is a view from a :class:`Request` to an
+:class:`Answer`, with its format's own error document.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from autoconf.address import (
     parse_address,
 )
 from autoconf.errors import BadRequest, NotFound, RequestError
-from autoconf.pipeline import Answer, Endpoint, Request, Service, text_error, utf8
-from autoconf.render import Documents, autoconfig, autodiscover, mobileconfig, pacc
+from autoconf.pipeline import TEXT, Answer, Endpoint, Request, Service, View, text_error, utf8
+from autoconf.render import Documents, autoconfig, autodiscover, dav, mobileconfig, pacc
 from autoconf.snapshot import Entry, Snapshot
 
 XML = "text/xml; charset=utf-8"
@@ -132,6 +133,23 @@ def pacc_view(service: Service, request: Request) -> Answer:
     return Answer(200, pacc.CONTENT_TYPE, body)
 
 
+def well_known_view(kind: str) -> View:
+    """``/.well-known/caldav`` or ``/.well-known/carddav`` (RFC 6764): a redirect to
+    the provider's URL, the address filled in when the request gives one
+    (``emailaddress``), else its base for the domain the Host names. 307, so that
+    the client repeats its PROPFIND, body and all, at the new place (RFC 9110;
+    RFC 6764 allows 301, 303 or 307, and 303 would turn it into a GET), and
+    temporary, as the file it comes from may change."""
+
+    def view(service: Service, request: Request) -> Answer:
+        raw = request.arg("emailaddress")
+        address, domain, entry = target(service, raw, "" if raw else request.host)
+        url = dav.location(entry.compiled.dav, kind, address, domain)
+        return Answer(307, TEXT, f"{url}\n".encode(), (("Location", url),))
+
+    return view
+
+
 def pox_error(exc: RequestError, request: Request | None = None) -> Answer:
     # Exchange answers a malformed request with its error document and HTTP 200.
     status = 200 if exc.status == 400 else exc.status
@@ -149,3 +167,7 @@ POX = Endpoint("pox", ("POST",), pox_view, pox_error)
 JSON_ENDPOINT = Endpoint("json", ("GET", "HEAD"), json_view, json_error)
 MOBILECONFIG = Endpoint("mobileconfig", ("GET", "HEAD"), mobileconfig_view, text_error)
 PACC = Endpoint("pacc", ("GET", "HEAD"), pacc_view, text_error)
+# PROPFIND is what CalDAV and CardDAV clients send first (Thunderbird: nothing else).
+WELL_KNOWN_METHODS = ("GET", "HEAD", "PROPFIND")
+CALDAV = Endpoint("caldav", WELL_KNOWN_METHODS, well_known_view(dav.CALDAV), text_error)
+CARDDAV = Endpoint("carddav", WELL_KNOWN_METHODS, well_known_view(dav.CARDDAV), text_error)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from weakref import WeakValueDictionary
 
 from autoconf.model import Provider
-from autoconf.render import autoconfig, autodiscover, mobileconfig
+from autoconf.render import autoconfig, autodiscover, dav, mobileconfig
 from autoconf.render.identity import identity_values, shape_key, shape_of
 from autoconf.render.template import Template
 
@@ -21,6 +21,7 @@ class _Shape:
     autoconfig: Template
     autodiscover: autodiscover.AutodiscoverDocuments
     mobileconfig: mobileconfig.Shape
+    dav: dav.DavTargets
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +29,7 @@ class Documents:
     autoconfig: autoconfig.AutoconfigDocument
     autodiscover: autodiscover.AutodiscoverDocuments
     mobileconfig: mobileconfig.ProfileDocument
+    dav: dav.DavTargets
     shape: _Shape | None = field(default=None, repr=False)  # keeps the shared shape alive
 
 
@@ -50,6 +52,7 @@ class Compiler:
                 autoconfig.compile_shape(slotted),
                 autodiscover.compile_provider(slotted),
                 mobileconfig.compile_shape(slotted),
+                dav.compile_provider(slotted),
             )
             self._shapes[key] = shape
         block, listed = autoconfig.domains_block(provider)
@@ -58,6 +61,7 @@ class Compiler:
             autoconfig.AutoconfigDocument(shape.autoconfig, identity, listed),
             shape.autodiscover,
             mobileconfig.with_identity(shape.mobileconfig, provider, identity),
+            shape.dav,
             shape,
         )
 

@@ -1,8 +1,10 @@
 """DNS records for a mail domain, as zone-file lines (docs/cli.md#dns).
 
 RFC 6186 SRV records (with RFC 8314's ``_submissions`` and the implicit-TLS
-names) for the services the provider has, Outlook's ``_autodiscover._tcp`` SRV,
-and the ``autoconfig``/``autodiscover`` names that must reach this service.
+names) for the services the provider has, RFC 6764's ``_caldavs._tcp`` and
+``_carddavs._tcp`` SRV records with their TXT ``path=`` for its calendar and
+address book, Outlook's ``_autodiscover._tcp`` SRV, and the
+``autoconfig``/``autodiscover`` names that must reach this service.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from dataclasses import dataclass
 
 from autoconf.model import Provider, Security, Server, ServerType
 from autoconf.placeholders import EMAILDOMAIN, fill
-from autoconf.render import pacc
+from autoconf.render import dav, pacc
 
 TTL = 3600
 NO_PUBLIC_HOST = (
@@ -34,11 +36,10 @@ SERVICES = {
 class Record:
     name: str
     type: str
-    data: str
+    data: str  # as a zone file writes it (a TXT record's strings quoted)
 
     def line(self) -> str:
-        data = f'"{self.data}"' if self.type == "TXT" else self.data
-        return f"{self.name:<34} {TTL} IN {self.type:<5} {data}"
+        return f"{self.name:<34} {TTL} IN {self.type:<5} {self.data}"
 
 
 def _ranked(servers: tuple[Server, ...]) -> list[Server]:
@@ -66,6 +67,40 @@ def srv_records(provider: Provider, domain: str) -> list[Record]:
     return records
 
 
+# What each DAV service is in the domain file, for the zone's comments.
+DAV_KEYS = {dav.CALDAV: "calendar", dav.CARDDAV: "addressbook"}
+
+
+def dav_records(provider: Provider, domain: str) -> list[Record]:
+    """RFC 6764: an SRV record and a TXT ``path=`` for the calendar and the address
+    book, each naming the base of its URL (:mod:`autoconf.render.dav`)."""
+    targets = dav.compile_provider(provider)
+    records = []
+    for kind in DAV_KEYS:
+        entry = dav.dns_service(targets, kind, domain)
+        if entry is not None:
+            name = f"{entry.label}.{domain}."
+            records.append(Record(name, "SRV", f"0 0 {entry.port} {entry.host}."))
+            records.append(Record(name, "TXT", txt_string(f"path={entry.path}")))
+    return records
+
+
+def dav_notes(provider: Provider) -> list[str]:
+    """Why a configured calendar or address book has no records: its host names the user."""
+    targets = dav.compile_provider(provider)
+    return [
+        f"; {key}.url names the user in its host: no DNS record can name it"
+        for kind, key in DAV_KEYS.items()
+        if (target := targets.of(kind)) is not None and target.base is None
+    ]
+
+
+def txt_string(text: str) -> str:
+    """One character-string of a TXT record, quoted as zone files write it."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
 def service_names(domain: str) -> tuple[str, str]:
     """The names Thunderbird and Outlook ask for ``domain``, which must reach this service."""
     return f"autoconfig.{domain}", f"autodiscover.{domain}"
@@ -88,7 +123,7 @@ def pacc_records(provider: Provider, domain: str, public_host: str | None) -> li
     body = pacc.render(provider, domain)
     if body is None:
         return []
-    records = [Record(f"{pacc.TXT_PREFIX}{domain}.", "TXT", pacc.digest(body))]
+    records = [Record(f"{pacc.TXT_PREFIX}{domain}.", "TXT", txt_string(pacc.digest(body)))]
     target = public_host.rstrip(".") if public_host else None
     name = f"{pacc.HOST_PREFIX}{domain}"
     if target and name != target:
@@ -98,7 +133,7 @@ def pacc_records(provider: Provider, domain: str, public_host: str | None) -> li
 
 def domain_records(provider: Provider, domain: str, public_host: str | None) -> list[Record]:
     """Every record ``dns`` prints for ``domain``: the service's only with a public host."""
-    records = srv_records(provider, domain)
+    records = srv_records(provider, domain) + dav_records(provider, domain)
     if public_host:
         records += service_records(domain, public_host)
     return records + pacc_records(provider, domain, public_host)
@@ -110,6 +145,10 @@ def zone_lines(provider: Provider, domain: str, public_host: str | None) -> list
         "; RFC 6186 and RFC 8314: where mail clients find the servers",
         *(r.line() for r in srv_records(provider, domain)),
     ]
+    dav_lines = [r.line() for r in dav_records(provider, domain)] + dav_notes(provider)
+    if dav_lines:
+        lines += ["; RFC 6764: where CalDAV and CardDAV clients find calendars and contacts"]
+        lines += dav_lines
     if public_host:
         lines += [
             "; Outlook's SRV lookup, and the names Thunderbird and Outlook ask",

@@ -207,6 +207,12 @@ class Nginx:
     ca_file: Path
     certificates: dict[str, list[str]]  # each certificate's name and host names
 
+    def hosts_log(self) -> str:
+        """With ``hosts_log``: every request so far, as HOSTS_LOG_FORMAT logs it (SNI,
+        Host, the whole target, the status)."""
+        path = self.started.log.parent / "hosts.log"
+        return path.read_text(encoding="utf-8") if path.exists() else ""
+
     def stop(self) -> None:
         self.started.stop()
 

@@ -32,6 +32,8 @@ incoming:
 outgoing:
   - {type: smtp, host: smtp.check.test, security: ssl}
   - {type: smtp, host: smtp.check.test, security: starttls}
+calendar: {url: "https://dav.check.test/cal/%EMAILADDRESS%/"}
+addressbook: {url: "https://dav.check.test:8443/%EMAILDOMAIN%/%EMAILLOCALPART%/"}
 """
 
 
@@ -59,11 +61,18 @@ ZONE = [
     "--host-record=autodiscover.right.test,127.0.0.53,::53",
     "--mx-host=right.test,mx.check.test,10",
     "--txt-record=right.test,v=spf1 mx -all",
+    # RFC 6764: the path is the first string that starts with path= (Thunderbird's reading).
+    "--srv-host=_caldavs._tcp.right.test,dav.check.test,443,0,0",
+    "--txt-record=_caldavs._tcp.right.test,path=/cal/",
+    "--srv-host=_carddavs._tcp.right.test,dav.check.test,8443,0,0",
+    "--txt-record=_carddavs._tcp.right.test,txtvers=1,path=/right.test/",
     # mixed.test: one right, the rest missing or wrong.
     "--srv-host=_imaps._tcp.mixed.test,imap.check.test,993,0,0",
     "--srv-host=_submissions._tcp.mixed.test,smtp.check.test,25,0,0",
     "--srv-host=_submission._tcp.mixed.test,mail.elsewhere.test,587,10,0",
     "--cname=autoconfig.mixed.test,other.check.test",
+    "--srv-host=_caldavs._tcp.mixed.test,dav.check.test,443,0,0",
+    "--txt-record=_caldavs._tcp.mixed.test,path=/",
 ]
 
 
@@ -102,12 +111,12 @@ def dns(
 
 
 def verdicts(output: str) -> dict[str, str]:
-    """Record name (with its type, for MX) -> verdict."""
+    """Record name (with " TXT" for a TXT record, beside the SRV of its name) -> verdict."""
     found = {}
     for line in output.splitlines():
         if line and not line.startswith(";") and " records checked: " not in line:
-            verdict, name = line.split()[:2]
-            found[name] = verdict
+            verdict, name, rdtype = line.split()[:3]
+            found[name + (" TXT" if rdtype.startswith("TXT") else "")] = verdict
     return found
 
 
@@ -119,6 +128,10 @@ def test_a_domain_published_right(dnsmasq: Dnsmasq, folder: Path) -> None:
         "_pop3s._tcp.right.test.": "present",
         "_submissions._tcp.right.test.": "present",
         "_submission._tcp.right.test.": "present",
+        "_caldavs._tcp.right.test.": "present",
+        "_caldavs._tcp.right.test. TXT": "present",
+        "_carddavs._tcp.right.test.": "present",
+        "_carddavs._tcp.right.test. TXT": "present",
         "_autodiscover._tcp.right.test.": "present",
         "autoconfig.right.test.": "present",
         "autodiscover.right.test.": "present",
@@ -135,7 +148,8 @@ def test_a_domain_published_right(dnsmasq: Dnsmasq, folder: Path) -> None:
     )
     assert "info       right.test. MX 10 mx.check.test." in lines
     assert f'present    _ua-auto-config.right.test. TXT "{pacc_digest("right.test")}"' in lines
-    assert lines[-1] == "9 records checked: 9 present, 0 missing, 0 different"
+    assert 'present    _carddavs._tcp.right.test. TXT "txtvers=1" "path=/right.test/"' in lines
+    assert lines[-1] == "11 records checked: 11 present, 0 missing, 0 different"
     assert done.stderr == ""
 
 
@@ -148,6 +162,10 @@ def test_missing_and_wrong_records(dnsmasq: Dnsmasq, folder: Path) -> None:
         "_pop3s._tcp.mixed.test.": "missing",
         "_submissions._tcp.mixed.test.": "different",
         "_submission._tcp.mixed.test.": "different",
+        "_caldavs._tcp.mixed.test.": "present",
+        "_caldavs._tcp.mixed.test. TXT": "different",
+        "_carddavs._tcp.mixed.test.": "missing",
+        "_carddavs._tcp.mixed.test. TXT": "missing",
         "_autodiscover._tcp.mixed.test.": "missing",
         "autoconfig.mixed.test.": "different",
         "autodiscover.mixed.test.": "missing",
@@ -169,12 +187,16 @@ def test_missing_and_wrong_records(dnsmasq: Dnsmasq, folder: Path) -> None:
         f"DNS has CNAME other.check.test., A 127.0.0.99 ({HOST}. has A 127.0.0.53, AAAA ::53)"
         in lines
     )
+    assert 'different  _caldavs._tcp.mixed.test. TXT: want "path=/cal/"; DNS has "path=/"' in lines
+    assert (
+        'missing    _carddavs._tcp.mixed.test. TXT: want "path=/mixed.test/"; DNS has none' in lines
+    )
     assert "info       mixed.test. MX none" in lines
     assert (
         f'different  _ua-auto-config.mixed.test. TXT: want "{pacc_digest("mixed.test")}"; '
         'DNS has "v=UAAC1; a=sha256; d=c3RhbGU="' in lines
     )
-    assert lines[-1] == "9 records checked: 1 present, 4 missing, 4 different"
+    assert lines[-1] == "11 records checked: 2 present, 5 missing, 4 different"
 
 
 def test_the_whole_folder_by_provider(dnsmasq: Dnsmasq, folder: Path) -> None:
@@ -190,7 +212,7 @@ def test_the_whole_folder_by_provider(dnsmasq: Dnsmasq, folder: Path) -> None:
     assert verdicts(done.stdout)["autoconfig.bare.test."] == "missing"
     assert lines[-3] == f"; ==== {folder / 'rest.yaml'}: provider catch-all, 0 domains"
     assert "the catch-all: its domains cannot be listed" in lines[-2]
-    assert lines[-1] == "3 domains, 27 records checked: 10 present, 13 missing, 4 different"
+    assert lines[-1] == "3 domains, 33 records checked: 13 present, 16 missing, 4 different"
 
 
 def test_dns_that_does_not_answer(folder: Path) -> None:
@@ -204,5 +226,5 @@ def test_dns_that_does_not_answer(folder: Path) -> None:
     assert "failed     _imaps._tcp.bare.test. SRV: no answer within 0.3 s" in lines
     assert "present" not in verdicts(done.stdout).values()
     assert f"DNS ({resolver}) answered no lookup for bare.test: stopped there" in done.stderr
-    assert "no answer for 9 records within 0.3 s" in done.stderr
+    assert "no answer for 11 records within 0.3 s" in done.stderr
     assert "Traceback" not in done.stderr

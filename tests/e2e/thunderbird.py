@@ -189,6 +189,73 @@ const [domain, email, password, resolve] = arguments;
 })();
 """
 )
+# What the account hub does after Done, before it offers calendars and address
+# books (views/email.mjs, #fetchSyncAccounts): the account's search from the
+# address, then at the address's domain and, if that finds nothing and the
+# incoming server's host is of the same site, at that host: CardDAVUtils'
+# detection (through RemoteAddressBookUtils, as the hub calls it), then the
+# calendar providers' detection (cal.provider.detection). What each found, with
+# the errors of the hosts that found nothing.
+_FIND_DAV = (
+    _DESCRIBE
+    + r"""
+const [domain, email, password, resolve] = arguments;
+const module = name => ChromeUtils.importESModule(`resource:///modules/${name}.sys.mjs`);
+(async () => {
+  try {
+    const { FindConfig } = module("accountcreation/FindConfig");
+    const search = FindConfig.parallelAutoDiscovery(
+      domain, email, new AbortController().signal, password);
+    let step = await search.next();
+    while (!step.done) step = await search.next({ acceptRedirect: false });
+    const config = step.value;
+    if (!config) {
+      resolve({ error: "no mail configuration found" });
+      return;
+    }
+    module("accountcreation/AccountConfig").AccountConfig.replaceVariables(
+      config, "Test Person", email, password);
+    const hostnames = [domain];
+    const incoming = config.incoming.hostname;
+    const site = host => Services.eTLD.getSchemelessSiteFromHost(host);
+    if (incoming != domain && site(incoming) == site(domain)) hostnames.push(incoming);
+    const { RemoteAddressBookUtils } = module("accountcreation/RemoteAddressBookUtils");
+    const { cal } = module("calendar/calUtils");
+    const errors = [];
+    let books = [];
+    for (const hostname of hostnames) {
+      try {
+        books = await RemoteAddressBookUtils.getAddressBooksForAccount(
+          email, password, `https://${hostname}`);
+        if (books.length) break;
+      } catch (e) {
+        errors.push(`address books at ${hostname}: ${e.message ?? e}`);
+      }
+    }
+    let calendars = [];
+    for (const hostname of hostnames) {
+      try {
+        const found = await cal.provider.detection.detect(
+          email, password, `https://${hostname}`, false, [], {});
+        calendars = [...found.values()].flat();
+        if (calendars.length) break;
+      } catch (e) {
+        errors.push(`calendars at ${hostname}: ${e.name ?? ""} ${e.message ?? e}`);
+      }
+    }
+    resolve({
+      mail: describe(config),
+      hostnames,
+      addressBooks: books.map(book => ({ url: book.url.href, name: book.name })),
+      calendars: calendars.map(c => ({ type: c.type, uri: c.uri.spec, name: c.name })),
+      errors,
+    });
+  } catch (e) {
+    resolve({ error: String(e) });
+  }
+})();
+"""
+)
 # One check for new mail on the account's incoming server (IMAP: the Inbox
 # updated; POP3: the messages downloaded into the local Inbox), then the
 # subjects of the Inbox's messages as Thunderbird's database has them.
@@ -323,6 +390,15 @@ class Thunderbird:
         (Thunderbird's message) where it stopped."""
         domain = email.split("@", 1)[1]
         return self._run(_VERIFY_AND_CREATE, domain, email, password, timeout=timeout)
+
+    def find_dav(
+        self, email: str, password: str = PASSWORD, *, timeout: float = 30.0
+    ) -> dict[str, Any]:
+        """The account hub's search for calendars and address books, from the
+        address alone: ``addressBooks`` (url, name) and ``calendars`` (type, uri,
+        name), the ``hostnames`` asked, and the ``errors`` of those that found none."""
+        domain = email.split("@", 1)[1]
+        return self._run(_FIND_DAV, domain, email, password, timeout=timeout)
 
     def inbox_subjects(self, account: str, *, timeout: float = 10.0) -> list[str]:
         """Check for new mail once, then the subjects in the account's Inbox."""
