@@ -135,7 +135,7 @@ def test_a_domain_published_right(dnsmasq: Dnsmasq, folder: Path) -> None:
         "_autodiscover._tcp.right.test.": "present",
         "autoconfig.right.test.": "present",
         "autodiscover.right.test.": "present",
-        "_ua-auto-config.right.test.": "present",
+        "_ua-auto-config.right.test. TXT": "present",
         "ua-auto-config.right.test.": "present",
         "right.test.": "info",
     }
@@ -149,7 +149,7 @@ def test_a_domain_published_right(dnsmasq: Dnsmasq, folder: Path) -> None:
     assert "info       right.test. MX 10 mx.check.test." in lines
     assert f'present    _ua-auto-config.right.test. TXT "{pacc_digest("right.test")}"' in lines
     assert 'present    _carddavs._tcp.right.test. TXT "txtvers=1" "path=/right.test/"' in lines
-    assert lines[-1] == "11 records checked: 11 present, 0 missing, 0 different"
+    assert lines[-1] == "13 records checked: 13 present, 0 missing, 0 different"
     assert done.stderr == ""
 
 
@@ -169,7 +169,7 @@ def test_missing_and_wrong_records(dnsmasq: Dnsmasq, folder: Path) -> None:
         "_autodiscover._tcp.mixed.test.": "missing",
         "autoconfig.mixed.test.": "different",
         "autodiscover.mixed.test.": "missing",
-        "_ua-auto-config.mixed.test.": "different",
+        "_ua-auto-config.mixed.test. TXT": "different",
         "ua-auto-config.mixed.test.": "missing",
         "mixed.test.": "info",
     }
@@ -196,7 +196,7 @@ def test_missing_and_wrong_records(dnsmasq: Dnsmasq, folder: Path) -> None:
         f'different  _ua-auto-config.mixed.test. TXT: want "{pacc_digest("mixed.test")}"; '
         'DNS has "v=UAAC1; a=sha256; d=c3RhbGU="' in lines
     )
-    assert lines[-1] == "11 records checked: 2 present, 5 missing, 4 different"
+    assert lines[-1] == "13 records checked: 2 present, 6 missing, 5 different"
 
 
 def test_the_whole_folder_by_provider(dnsmasq: Dnsmasq, folder: Path) -> None:
@@ -212,7 +212,7 @@ def test_the_whole_folder_by_provider(dnsmasq: Dnsmasq, folder: Path) -> None:
     assert verdicts(done.stdout)["autoconfig.bare.test."] == "missing"
     assert lines[-3] == f"; ==== {folder / 'rest.yaml'}: provider catch-all, 0 domains"
     assert "the catch-all: its domains cannot be listed" in lines[-2]
-    assert lines[-1] == "3 domains, 33 records checked: 13 present, 16 missing, 4 different"
+    assert lines[-1] == "3 domains, 39 records checked: 15 present, 19 missing, 5 different"
 
 
 def test_dns_that_does_not_answer(folder: Path) -> None:
@@ -226,5 +226,5 @@ def test_dns_that_does_not_answer(folder: Path) -> None:
     assert "failed     _imaps._tcp.bare.test. SRV: no answer within 0.3 s" in lines
     assert "present" not in verdicts(done.stdout).values()
     assert f"DNS ({resolver}) answered no lookup for bare.test: stopped there" in done.stderr
-    assert "no answer for 11 records within 0.3 s" in done.stderr
+    assert "no answer for 13 records within 0.3 s" in done.stderr
     assert "Traceback" not in done.stderr
