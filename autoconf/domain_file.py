@@ -15,6 +15,7 @@ from types import MappingProxyType
 from autoconf import typed_read as read
 from autoconf.domain_list import ReadList, read_domains, read_list_beside
 from autoconf.errors import Problem
+from autoconf.lookup_file import read_lookup
 from autoconf.model import (
     CATCH_ALL,
     DEFAULT_PORTS,
@@ -49,6 +50,7 @@ _TOP_KEYS = (
     "documentation",
     "oauth2",
     "mobileconfig",
+    "lookup",
 )
 _SERVER_KEYS = ("type", "host", "port", "security", "auth", "username", "pop3")
 _POP3_KEYS = ("leave_messages_on_server", "days_to_leave_messages_on_server", "download_on_biff")
@@ -94,7 +96,8 @@ def build_provider(
         return None, problems.found
     read.keys(root, _TOP_KEYS)
 
-    domains, origins, patterns = read_domains(root, read_list or read_list_beside(base_dir), known)
+    read_list = read_list or read_list_beside(base_dir)
+    domains, origins, patterns = read_domains(root, read_list, known)
     if max_domains is not None and len(domains) > max_domains:
         line = root.map.line_of("domains_from" if "domains_from" in root else "domains")
         message = f"too many domains ({len(domains)}, limit {max_domains})"
@@ -129,6 +132,7 @@ def build_provider(
         documentation=tuple(_documentation(root)),
         oauth2=_oauth2(root),
         mobileconfig=_mobileconfig(root, provider_id, display_name),
+        lookup=read_lookup(root, base_dir, read_list),
         origins=origins,
         patterns=tuple(patterns),
     )

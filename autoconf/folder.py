@@ -156,8 +156,7 @@ def parse_file(
     except UnicodeDecodeError as exc:
         return None, [Problem(file, 1, "(file)", f"not UTF-8 text ({exc.reason})")], [path]
     tree, problems = yamlio.load(text, file)
-    named = tree.get("domains_from") if isinstance(tree, yamlio.MarkedMap) else None
-    dependencies = [path, path.parent / named] if isinstance(named, str) else [path]
+    dependencies = [path, *(path.parent / name for name in named_files(tree))]
     if tree is None:
         return None, problems, dependencies
 
@@ -182,6 +181,16 @@ def parse_file(
         return None, problems, dependencies
     assert provider is not None
     return provider, problems + lint(provider), dependencies
+
+
+def named_files(tree: object) -> list[str]:
+    """The files a domain file names, which are read with it: its domains_from
+    list and its lookup's map file (a change to either is a change of the file)."""
+    if not isinstance(tree, yamlio.MarkedMap):
+        return []
+    lookup = tree.get("lookup")
+    named = [tree.get("domains_from"), lookup.get("map") if isinstance(lookup, dict) else None]
+    return [name for name in named if isinstance(name, str)]
 
 
 def load_file(path: Path, limits: Limits | None = None) -> tuple[Provider | None, list[Problem]]:

@@ -12,7 +12,7 @@ from urllib.parse import quote
 from werkzeug.datastructures import LanguageAccept
 from werkzeug.http import parse_accept_header
 
-from autoconf.endpoints.clients import handed_out_host, target
+from autoconf.endpoints.clients import handed_out_host, target, user_of
 from autoconf.errors import RequestError
 from autoconf.pipeline import Answer, Endpoint, Request, Service
 from autoconf.render import page
@@ -70,6 +70,7 @@ def page_view(service: Service, request: Request) -> Answer:
         profile_url=f"https://{host}/{profile}" if usable else None,
         profile_link=profile if usable else None,
         signed=service.signer is not None,
+        user=user_of(service, entry, address),
     )
     return html(body, lang=lang)
 

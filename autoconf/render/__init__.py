@@ -14,6 +14,7 @@ from autoconf.model import Provider
 from autoconf.render import autoconfig, autodiscover, mobileconfig
 from autoconf.render.identity import identity_values, shape_key, shape_of
 from autoconf.render.template import Template
+from autoconf.render.user import UserSlots, with_user_slots
 
 
 @dataclass(frozen=True, slots=True, weakref_slot=True)
@@ -28,7 +29,9 @@ class Documents:
     autoconfig: autoconfig.AutoconfigDocument
     autodiscover: autodiscover.AutodiscoverDocuments
     mobileconfig: mobileconfig.ProfileDocument
-    shape: _Shape | None = field(default=None, repr=False)  # keeps the shared shape alive
+    shape: _Shape | None = field(default=None, repr=False)
+    # Where a per-user lookup's values go (None: the provider has no lookup).
+    user_slots: UserSlots | None = None  # keeps the shared shape alive
 
 
 class Compiler:
@@ -59,6 +62,7 @@ class Compiler:
             shape.autodiscover,
             mobileconfig.with_identity(shape.mobileconfig, provider, identity),
             shape,
+            with_user_slots(provider)[1],
         )
 
 

@@ -14,11 +14,11 @@ import segno
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
-from autoconf import placeholders
 from autoconf.address import Address
-from autoconf.model import Provider, Security, Server, ServerType
+from autoconf.model import Provider, Security, Server, ServerType, UserSettings
 from autoconf.render.page_texts import LANGUAGES as LANGUAGES
 from autoconf.render.page_texts import TEXTS
+from autoconf.render.user import server_fields
 
 CONTENT_TYPE = "text/html; charset=utf-8"
 # Scripts: none. Styles: our own file. Forms: back to us. Nothing may frame us.
@@ -49,17 +49,15 @@ class Row:
     password: str
 
 
-def _fill(text: str, address: Address) -> str:
-    return placeholders.fill(text, placeholders.values(address, address.domain))
-
-
-def _row(server: Server, address: Address, texts: dict[str, str]) -> Row:
+def _row(server: Server, address: Address, texts: dict[str, str], user: UserSettings | None) -> Row:
+    # The host and login a lookup found, else the file's, as the other formats fill them.
+    host, username = server_fields(server, server.type is ServerType.SMTP, address, user)
     return Row(
         protocol=_PROTOCOLS[server.type],
-        host=_fill(server.host, address),
+        host=host,
         port=server.port,
         security=texts[_TLS[server.security]],
-        username=_fill(server.username, address) if server.needs_login else "",
+        username=username if server.needs_login else "",
         password=texts[f"pw_{server.auth[0].value}"],
     )
 
@@ -89,14 +87,15 @@ def settings(
     profile_url: str | None,
     profile_link: str | None = None,
     signed: bool,
+    user: UserSettings | None = None,
 ) -> str:
     """The settings to type for ``address``. ``profile_url`` is the Apple profile's
     absolute URL, for the QR code a phone scans; ``profile_link`` what the page's
     link points at (a relative URL stays on the origin the page came from; default:
     ``profile_url``). Both None when Apple Mail cannot use the provider."""
     texts = TEXTS[language]
-    incoming = [_row(s, address, texts) for s in provider.served_incoming]
-    outgoing = [_row(s, address, texts) for s in provider.served_outgoing]
+    incoming = [_row(s, address, texts, user) for s in provider.served_incoming]
+    outgoing = [_row(s, address, texts, user) for s in provider.served_outgoing]
     documentation = [
         (doc.url, dict(doc.text).get(language) or dict(doc.text).get("en") or doc.url)
         for doc in provider.documentation
