@@ -212,7 +212,10 @@ class LdapLookup:
         self.timeout = timeout
         self.secret = password(source.password_file, source.password_env)
         self.attributes = dict(source.attributes)
-        self.server = ldap3.Server(source.url, connect_timeout=timeout, get_info=ldap3.NONE)
+        # Whole seconds (ldap3 packs them into socket options); the runner's own
+        # timeout bounds the lookup to a fraction of a second all the same.
+        seconds = max(1, math.ceil(timeout))
+        self.server = ldap3.Server(source.url, connect_timeout=seconds, get_info=ldap3.NONE)
 
         def make() -> Any:
             return ldap3.Connection(
@@ -221,7 +224,7 @@ class LdapLookup:
                 password=self.secret,
                 auto_bind=True,
                 read_only=True,
-                receive_timeout=timeout,
+                receive_timeout=seconds,
                 raise_exceptions=False,
             )
 
