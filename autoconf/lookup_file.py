@@ -156,7 +156,7 @@ def _sql(entry: Node, base_dir: Path) -> SqlSource | None:
                 f"the query takes the key as {_SQL_PARAMETER} (once or more) and no other "
                 "parameter; write a literal % as %%",
             )
-            return None
+            query = None
     if connection is None or query is None or credentials is None:
         return None
     return SqlSource(connection, query, alias_query, *credentials)
@@ -185,7 +185,7 @@ def _ldap(entry: Node, base_dir: Path) -> LdapSource | None:
     for key, text in (("filter", search), ("alias_filter", alias_filter)):
         if text and ("{key}" not in text or not (text.startswith("(") and text.endswith(")"))):
             node.error(key, "an LDAP filter in parentheses with {key} where the key goes")
-            return None
+            search = None
     attributes = []
     for what in _FIELDS:
         name = read.string(node, what)
@@ -193,7 +193,7 @@ def _ldap(entry: Node, base_dir: Path) -> LdapSource | None:
             node.error(what, f"{name!r} is not an attribute name")
         elif name is not None:
             attributes.append((what, name))
-    if not any(what == "login" for what, _ in attributes) and "login" not in node:
+    if "login" not in node:
         node.missing("login", "missing: the attribute that holds the login (uid)")
     if url is None or base is None or search is None or credentials is None:
         return None

@@ -141,6 +141,33 @@ def _no_count(kind: str, outcome: str) -> None:
     pass
 
 
+@dataclass(frozen=True, slots=True)
+class Trial:
+    """One lookup asked once, without the cache (``check --online``, ``render``)."""
+
+    found: UserSettings | None
+    seconds: float
+    failure: str  # why it failed; "" when it answered
+
+
+def try_lookup(lookup: Lookup, file: str, address: Address) -> Trial:
+    """Ask the source for ``address`` once, bounded by the lookup's timeout."""
+    runner = _Runner(lookup, file, _no_count)
+    started = time.monotonic()
+    future = runner.executor.submit(runner._ask, address)
+    try:
+        found = future.result(timeout=lookup.timeout)
+        return Trial(found, time.monotonic() - started, "")
+    except FutureTimeout:
+        return Trial(None, time.monotonic() - started, f"no answer within {lookup.timeout:g} s")
+    except LookupFailed as exc:
+        return Trial(None, time.monotonic() - started, str(exc))
+    except Exception as exc:
+        return Trial(None, time.monotonic() - started, f"unexpected {type(exc).__name__}")
+    finally:
+        runner.close()
+
+
 class Lookups:
     """Every provider's lookup in this process, made on first use. A process
     forked from the one that made them (a gunicorn worker) starts afresh."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import plistlib
 import re
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from tests.e2e.directories import (
     start_postgres,
     start_slapd,
 )
+from tests.e2e.processes import EXECUTABLE
 from tests.helpers import wait_for
 
 SERVERS = """\
@@ -393,3 +395,38 @@ def test_known_and_unknown_addresses_take_the_same_time(postgres: Postgres, tmp_
         assert 0.3 < faster < 0.7, (faster, sorted(known)[75], sorted(unknown)[75])
     finally:
         app.close()
+
+
+def test_check_online_and_render_show_the_lookup(postgres: Postgres, tmp_path: Path) -> None:
+    """``check --online`` runs one query per lookup; ``render`` answers with the
+    looked-up login and says on stderr what was found; a source that is down is an
+    error of check --online (exit 1), and render answers the default."""
+    folder = tmp_path / "domains"
+    build(folder, sql_source(postgres)).close()
+    checked = subprocess.run(
+        [str(EXECUTABLE), "check", "--online", str(folder)], capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert re.search(r"example.org.yaml: lookup \(postgresql\): answered in \d+ ms", checked.stdout)
+    rendered = subprocess.run(
+        [str(EXECUTABLE), "render", "m0123456@example.org", "--domains", str(folder)],
+        capture_output=True,
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    xml = etree.fromstring(rendered.stdout)
+    assert xml.findtext("emailProvider/incomingServer/username") == "m0123456"
+    assert xml.findtext("emailProvider/incomingServer/hostname") == "imap3.hoster.example"
+    assert b"lookup (postgresql): found: login=m0123456, incoming_host=imap3.hoster.example" in (
+        rendered.stderr
+    )
+    postgres.stop()
+    try:
+        down = subprocess.run(
+            [str(EXECUTABLE), "check", "--online", str(folder)], capture_output=True, text=True
+        )
+        assert down.returncode == 1
+        assert "lookup (postgresql): error: " in down.stdout
+        assert "1 lookup not answering" in down.stdout
+        assert "secret" not in down.stdout + down.stderr
+    finally:
+        postgres.run()
