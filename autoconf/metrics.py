@@ -132,6 +132,7 @@ class Metrics:
             registry=self.registry,
         )
         self._children: dict[tuple[str | None, int], Any] = {}
+        self._lookup_children: dict[tuple[str, str], Any] = {}
         for outcome in RELOAD_OUTCOMES:  # shown from the start, at 0
             self.reloads.labels(outcome)
 
@@ -156,7 +157,11 @@ class Metrics:
         child.inc()
 
     def count_lookup(self, source: str, outcome: str) -> None:
-        self.lookups.labels(source, outcome).inc()
+        key = (source, outcome)  # a child each, looked up once (as count's)
+        child = self._lookup_children.get(key)
+        if child is None:
+            child = self._lookup_children[key] = self.lookups.labels(source, outcome)
+        child.inc()
 
     def exposition(self) -> tuple[str, bytes]:
         """The content type and the text format: of every process (multiprocess

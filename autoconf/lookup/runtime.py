@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from autoconf.address import Address
 from autoconf.lookup.sources import POOL_SIZE, LookupFailed, Source, open_source
-from autoconf.model import Lookup, UserSettings
+from autoconf.model import Lookup, MapSource, UserSettings
 
 log = logging.getLogger("autoconf")
 
@@ -62,12 +62,19 @@ class _Runner:
         self.count = count
         self.cache: OrderedDict[str, tuple[float, UserSettings | None]] = OrderedDict()
         self.lock = threading.Lock()
+        # Threads start on first use: a map lookup never uses one.
         self.executor = ThreadPoolExecutor(POOL_SIZE, thread_name_prefix="lookup")
         self.source: Source | None = None
         self.failing: Failing | None = None
         self.logged = 0.0
 
     def find(self, address: Address) -> UserSettings | None:
+        if isinstance(self.lookup.source, MapSource):
+            # Read with the domain file: a dictionary lookup a key, nothing to wait
+            # for, cache or fail (no thread, no cache).
+            found = self._ask(address)
+            self.count("map", "found" if found else "not_found")
+            return found
         key = address.full.lower()
         now = time.monotonic()
         with self.lock:
