@@ -15,7 +15,7 @@ from types import MappingProxyType
 from autoconf import typed_read as read
 from autoconf.domain_list import ReadList, read_domains, read_list_beside
 from autoconf.errors import Problem
-from autoconf.lookup_file import read_lookup
+from autoconf.lookup_file import domains_query_reader, read_lookup
 from autoconf.model import (
     CATCH_ALL,
     DEFAULT_PORTS,
@@ -97,7 +97,9 @@ def build_provider(
     read.keys(root, _TOP_KEYS)
 
     read_list = read_list or read_list_beside(base_dir)
-    domains, origins, patterns = read_domains(root, read_list, known)
+    lookup = read_lookup(root, base_dir, read_list)
+    queried = domains_query_reader(root, lookup, read_list)
+    domains, origins, patterns = read_domains(root, read_list, known, queried)
     if max_domains is not None and len(domains) > max_domains:
         line = root.map.line_of("domains_from" if "domains_from" in root else "domains")
         message = f"too many domains ({len(domains)}, limit {max_domains})"
@@ -132,7 +134,7 @@ def build_provider(
         documentation=tuple(_documentation(root)),
         oauth2=_oauth2(root),
         mobileconfig=_mobileconfig(root, provider_id, display_name),
-        lookup=read_lookup(root, base_dir, read_list),
+        lookup=lookup,
         origins=origins,
         patterns=tuple(patterns),
     )

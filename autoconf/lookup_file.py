@@ -12,10 +12,13 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from autoconf import typed_read as read
 from autoconf.domain_list import ListUnreadable, ReadList
+from autoconf.lookup.domains import dependency
+from autoconf.lookup.values import checked_login, checked_user
 from autoconf.model import (
     LOOKUP_KEYS,
     LdapSource,
@@ -25,11 +28,18 @@ from autoconf.model import (
     UserSettings,
 )
 from autoconf.typed_read import Node
-from autoconf.values import Invalid, check_hostname, describe
+from autoconf.values import Invalid, describe
 
 _LOOKUP_KEYS = ("map", "postgresql", "ldap", "keys", "timeout", "cache")
 _SOURCES = ("map", "postgresql", "ldap")
-_SQL_KEYS = ("connection", "query", "alias_query", "password_file", "password_env")
+_SQL_KEYS = (
+    "connection",
+    "query",
+    "alias_query",
+    "domains_query",
+    "password_file",
+    "password_env",
+)
 _LDAP_KEYS = (
     "url",
     "base",
@@ -48,8 +58,6 @@ _MAP_FIELDS = (*_FIELDS, "alias")
 _EXTRAS = {"postgresql": ("psycopg_pool", "sql"), "ldap": ("ldap3", "ldap")}
 MAX_TIMEOUT = 30.0
 MAX_CACHE = 86_400.0
-# A login as clients take it: no white space or control characters, at most 254.
-_LOGIN = re.compile(r"[^\s\x00-\x1f\x7f]{1,254}\Z")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _SQL_PARAMETER = "%(key)s"
 
@@ -91,6 +99,22 @@ def read_lookup(root: Node, base_dir: Path, read_list: ReadList) -> Lookup | Non
     if _errors(entry) > errors:
         return None
     return Lookup(source, keys, timeout, cache)
+
+
+def domains_query_reader(
+    root: Node, lookup: Lookup | None, read_list: ReadList
+) -> Callable[[], tuple[str, str]] | None:
+    """What reads the lookup's domains_query as a list (None: it has none). The
+    list is read through ``read_list`` under the query's dependency name (see
+    :mod:`autoconf.lookup.domains`), which bounds it as a domains_from file."""
+    source = lookup.source if lookup is not None else None
+    if not isinstance(source, SqlSource) or not source.domains_query:
+        return None
+    if "domains_from" in root:
+        root.error("domains_from", "give domains_from or lookup.postgresql.domains_query, not both")
+        return None
+    name = dependency(source, lookup.timeout)  # type: ignore[union-attr]
+    return lambda: read_list(name)
 
 
 def _errors(node: Node) -> int:
@@ -142,6 +166,10 @@ def _sql(entry: Node, base_dir: Path) -> SqlSource | None:
     connection = read.string(node, "connection", required=True)
     query = read.string(node, "query", required=True)
     alias_query = read.string(node, "alias_query") or ""
+    domains_query = read.string(node, "domains_query") or ""
+    if "%(" in domains_query:
+        node.error("domains_query", "the domains query takes no parameter")
+        domains_query = ""
     credentials = _credentials(node, base_dir)
     if connection is not None and re.search(r"(?i)\bpassword\s*=|://[^/@]*:[^/@]*@", connection):
         node.error(
@@ -159,7 +187,7 @@ def _sql(entry: Node, base_dir: Path) -> SqlSource | None:
             query = None
     if connection is None or query is None or credentials is None:
         return None
-    return SqlSource(connection, query, alias_query, *credentials)
+    return SqlSource(connection, query, alias_query, *credentials, domains_query)
 
 
 def _one_parameter(query: str) -> bool:
@@ -274,26 +302,3 @@ def parse_map_values(words: list[str]) -> UserSettings | str:
             raise Invalid("an alias line has alias= alone")
         return given["alias"].lower()
     return checked_user(given)
-
-
-def checked_login(value: str) -> str:
-    if not _LOGIN.match(value):
-        raise Invalid(f"{value[:60]!r} is not a login (1 to 254 characters, no spaces)")
-    return value
-
-
-def checked_user(given: dict[str, str]) -> UserSettings:
-    """A lookup's result, checked: what any source returns passes here."""
-    login = checked_login(given["login"]) if given.get("login") else ""
-    hosts = []
-    for field in ("incoming_host", "outgoing_host"):
-        value = given.get(field) or ""
-        if value:
-            host, problem = check_hostname(value, ())
-            if problem:
-                raise Invalid(f"{field}: {problem}")
-            value = host
-        hosts.append(value)
-    if not (login or hosts[0] or hosts[1]):
-        raise Invalid("neither a login nor a host")
-    return UserSettings(login, hosts[0], hosts[1])

@@ -199,6 +199,7 @@ class SqlSource:
     alias_query: str = ""
     password_file: str = ""
     password_env: str = ""
+    domains_query: str = ""  # the provider's domains, one a row (a control panel's table)
 
 
 @tuple_state

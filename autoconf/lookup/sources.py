@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
-from autoconf.lookup_file import checked_user
+from autoconf.lookup.values import checked_user
 from autoconf.model import LdapSource, Lookup, MapSource, SqlSource, UserSettings
 from autoconf.values import Invalid
 

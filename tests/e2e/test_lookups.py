@@ -430,3 +430,48 @@ def test_check_online_and_render_show_the_lookup(postgres: Postgres, tmp_path: P
         assert "secret" not in down.stdout + down.stderr
     finally:
         postgres.run()
+
+
+def test_a_domains_query_gives_the_provider_its_domains(postgres: Postgres, tmp_path: Path) -> None:
+    """The control panel's domain table is the provider's domain list, re-read on the
+    reload schedule: a new row serves within a reload; the database down keeps the
+    last list serving (the file is broken, its last good version serves)."""
+    postgres.execute(
+        "CREATE TABLE IF NOT EXISTS domain (name text PRIMARY KEY, active boolean)",
+        "DELETE FROM domain",
+        "GRANT SELECT ON domain TO autoconf",
+        "INSERT INTO domain VALUES ('panel-one.example', true), ('panel-off.example', false)",
+    )
+    source = sql_source(postgres)
+    source.lookup = source.lookup.replace(
+        "  keys:",
+        '    domains_query: "SELECT name FROM domain WHERE active ORDER BY name"\n  keys:',
+    )
+    folder = tmp_path / "domains"
+    folder.mkdir()
+    source.prepare(folder)
+    (folder / "panel.yaml").write_text(
+        SERVERS.replace("domains: [example.org]\n", "") + source.lookup, encoding="utf-8"
+    )
+    app = create_app(Settings(domains=folder, reload_seconds=0.2))  # type: ignore[call-arg]
+    client = app.test_client()
+
+    def status(domain: str) -> int:
+        return client.get(f"/mail/config-v1.1.xml?emailaddress=a@{domain}").status_code
+
+    try:
+        assert (status("panel-one.example"), status("panel-off.example")) == (200, 404)
+        postgres.execute("INSERT INTO domain VALUES ('panel-two.example', true)")
+        wait_for(lambda: status("panel-two.example") == 200, 10, "the new domain served")
+        postgres.stop()
+        wait_for(
+            lambda: json.loads(client.get("/healthz").data)["broken_files"] == 1,
+            10,
+            "the file broken while the database is down",
+        )
+        assert status("panel-two.example") == 200  # its last good version serves
+        postgres.run()
+        postgres.execute("DELETE FROM domain WHERE name = 'panel-one.example'")
+        wait_for(lambda: status("panel-one.example") == 404, 10, "the removed domain gone")
+    finally:
+        app.close()
