@@ -14,10 +14,8 @@ last good version keeps serving (as for any file that breaks).
 from __future__ import annotations
 
 import hashlib
-import math
-from typing import Any
 
-from autoconf.lookup.sources import LookupFailed, password
+from autoconf.lookup.sources import LookupFailed, connection_settings
 from autoconf.model import SqlSource
 
 PREFIX = "\0postgresql-domains:"
@@ -72,16 +70,7 @@ def fetch(source: SqlSource, timeout: float, *, max_bytes: int) -> str:
     (write ORDER BY for a stable one); LookupFailed with the reason."""
     import psycopg
 
-    secret = password(source.password_file, source.password_env)
-    milliseconds = max(1, int(timeout * 1000))
-    kwargs: dict[str, Any] = {
-        "autocommit": True,
-        "connect_timeout": max(2, math.ceil(timeout)),
-        "options": f"-c statement_timeout={milliseconds} -c default_transaction_read_only=on",
-        "application_name": "mail-autoconf",
-    }
-    if secret is not None:
-        kwargs["password"] = secret
+    kwargs = connection_settings(source, timeout)
     lines: list[str] = []
     size = 0
     try:

@@ -140,6 +140,22 @@ class _Pool:
                 return
 
 
+def connection_settings(source: SqlSource, timeout: float) -> dict[str, Any]:
+    """psycopg's connection settings for a source: the password from its file or
+    variable, read-only sessions, the statement and connect timeouts."""
+    milliseconds = max(1, int(timeout * 1000))
+    settings: dict[str, Any] = {
+        "autocommit": True,
+        "connect_timeout": max(2, math.ceil(timeout)),  # libpq's least is 2 s
+        "options": f"-c statement_timeout={milliseconds} -c default_transaction_read_only=on",
+        "application_name": "mail-autoconf",
+    }
+    secret = password(source.password_file, source.password_env)
+    if secret is not None:
+        settings["password"] = secret
+    return settings
+
+
 class SqlLookup:
     """A PostgreSQL query through psycopg 3's connection pool: read-only
     sessions, a statement timeout, the key as a bound parameter."""
@@ -150,18 +166,7 @@ class SqlLookup:
 
         self.source = source
         self.timeout = timeout
-        secret = password(source.password_file, source.password_env)
-        milliseconds = max(1, int(timeout * 1000))
-        options = f"-c statement_timeout={milliseconds} -c default_transaction_read_only=on"
-        kwargs: dict[str, Any] = {
-            "autocommit": True,
-            "row_factory": dict_row,
-            "connect_timeout": max(2, math.ceil(timeout)),  # libpq's least is 2 s
-            "options": options,
-            "application_name": "mail-autoconf",
-        }
-        if secret is not None:
-            kwargs["password"] = secret
+        kwargs = connection_settings(source, timeout) | {"row_factory": dict_row}
         self.pool = ConnectionPool(
             source.connection,
             kwargs=kwargs,
