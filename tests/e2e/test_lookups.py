@@ -13,6 +13,7 @@ addresses.
 
 from __future__ import annotations
 
+import html
 import json
 import plistlib
 import re
@@ -100,7 +101,8 @@ def answers(app: Application, address: str) -> dict[str, Answers | bytes]:
     )
     page = client.get(f"/?emailaddress={address}").data.decode()
     cells = [
-        re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", page, re.S)
+        html.unescape(re.sub(r"<[^>]+>", "", c)).strip()
+        for c in re.findall(r"<td[^>]*>(.*?)</td>", page, re.S)
     ]
     found["page"] = Answers(
         next(c for c in cells if c in {"camille", "camille2", "m0123456", address}),
@@ -302,6 +304,10 @@ def test_known_users_get_their_login_and_host_everywhere(source: Source, tmp_pat
         assert logins(app, "m0123456@example.org") == {("m0123456", "imap3.hoster.example")}
         # An alias finds its user's own login (the source's alias query or lines).
         assert logins(app, "c.doe@example.org") == {("camille", "imap.example.org")}
+        # The address cannot change the query or the filter: a bound parameter, an
+        # escaped filter ("camille*" would match camille.doe as an LDAP pattern).
+        for hostile in ("camille*@example.org", "x'or'1'='1@example.org"):
+            assert logins(app, hostile) == {(hostile, "imap.example.org")}
         # Outgoing: the same login, the file's host (no outgoing_host was given).
         for name, found in answers(app, "m0123456@example.org").items():
             if isinstance(found, Answers) and name != "page":
