@@ -4,11 +4,15 @@ filled where nothing was found, the same document shape hit or miss."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from lxml import etree
 
 from autoconf.app import Application
+from tests.conftest import ROOT
 
 FILE = """\
 domains: ["*"]
@@ -84,3 +88,35 @@ def test_an_alias_finds_its_user(make_app: Callable[..., Application]) -> None:
     )
     assert servers(app, "b@example.org")[0][2] == "bob8"
     assert servers(app, "bob@example.org")[0][2] == "bob"  # no line for it: the default
+
+
+def test_a_missing_extra_is_a_clear_error(tmp_path: Path) -> None:
+    """Without psycopg's pool or ldap3 (blocked as Python blocks a missing package:
+    None in sys.modules), check names the extra to install, at the file's line."""
+    servers = FILE.split("lookup:")[0].replace('["*"]', "[a.example]")
+    (tmp_path / "sql.yaml").write_text(
+        servers + 'lookup:\n  postgresql:\n    connection: "host=db"\n'
+        '    query: "SELECT u AS login FROM t WHERE a = %(key)s"\n',
+        encoding="utf-8",
+    )
+    (tmp_path / "ldap.yaml").write_text(
+        servers.replace("a.example", "b.example") + "lookup:\n  ldap:\n"
+        "    url: ldap://ldap.example\n    base: dc=example\n"
+        '    filter: "(mail={key})"\n    login: uid\n',
+        encoding="utf-8",
+    )
+    script = (
+        "import sys; sys.modules['psycopg_pool'] = sys.modules['ldap3'] = None; "
+        "from autoconf.cli import main; sys.exit(main(['check', sys.argv[1]]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, cwd=ROOT
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    lines = [line.replace(f"{tmp_path}/", "") for line in done.stdout.splitlines()]
+    for file, kind, extra in (("sql", "postgresql", "sql"), ("ldap", "ldap", "ldap")):
+        wanted = (
+            f"{file}.yaml:8: lookup.{kind}: the {kind} source needs the {extra!r} extra, "
+            f"which is not installed: pip install 'mail-autoconf[{extra}]'"
+        )
+        assert wanted in lines, lines
