@@ -63,8 +63,11 @@ def checked(row: dict[str, Any]) -> UserSettings | None:
         return None
     try:
         return checked_user(given)
-    except Invalid as exc:
-        raise LookupFailed(f"the source returned an unusable row ({exc.messages[0]})") from None
+    except Invalid:  # its message quotes the value: a user's data, kept out of logs
+        raise LookupFailed(
+            "the source returned a row that is not a login and host names "
+            "(white space, over 254 characters, or no host name)"
+        ) from None
 
 
 def password(file: str, env: str) -> str | None:

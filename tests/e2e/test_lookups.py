@@ -481,3 +481,42 @@ def test_a_domains_query_gives_the_provider_its_domains(postgres: Postgres, tmp_
         wait_for(lambda: status("panel-one.example") == 404, 10, "the removed domain gone")
     finally:
         app.close()
+
+
+@pytest.mark.parametrize(
+    ("case", "query"),
+    [
+        ("slow", "SELECT 'camille' AS login FROM pg_sleep(5) WHERE %(key)s <> ''"),
+        (
+            "garbage",
+            "SELECT 'two words' AS login, 'no_such host' AS incoming_host WHERE %(key)s <> ''",
+        ),
+        ("two rows", "SELECT userid AS login FROM users WHERE %(key)s <> '' LIMIT 2"),
+    ],
+)
+def test_a_slow_or_garbage_source_gives_the_default(
+    postgres: Postgres, tmp_path: Path, case: str, query: str
+) -> None:
+    """A query slower than the timeout, a row that is no login or host, two rows for
+    one key: each is the default answer within the timeout, a failure in /healthz."""
+    source = sql_source(postgres)
+    start = source.lookup.index("    query:")
+    end = source.lookup.index("  keys:")
+    source.lookup = (
+        source.lookup[:start] + f'    query: "{query}"\n' + source.lookup[end:]
+    ).replace("[address, alias]", "[address]")
+    app = build(tmp_path / "domains", source)
+    client = app.test_client()
+    try:
+        started = time.monotonic()
+        assert logins(app, "camille.doe@example.org") == {
+            ("camille.doe@example.org", "imap.example.org")
+        }
+        # Five endpoints asked (the first asks the source, the others the cache).
+        assert time.monotonic() - started < TIMEOUT + 1.0
+        health = json.loads(client.get("/healthz").data)
+        assert health["status"] == "degraded"
+        assert "camille" not in json.dumps(health)
+        assert "two words" not in json.dumps(health) and "no_such" not in json.dumps(health)
+    finally:
+        app.close()
