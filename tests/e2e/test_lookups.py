@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import requests
 from lxml import etree
 
 from autoconf.app import Application, create_app
@@ -38,7 +39,7 @@ from tests.e2e.directories import (
     start_postgres,
     start_slapd,
 )
-from tests.e2e.processes import EXECUTABLE
+from tests.e2e.processes import EXECUTABLE, start_service
 from tests.helpers import wait_for
 
 SERVERS = """\
@@ -520,3 +521,43 @@ def test_a_slow_or_garbage_source_gives_the_default(
         assert "two words" not in json.dumps(health) and "no_such" not in json.dumps(health)
     finally:
         app.close()
+
+
+def test_the_real_serve_looks_up_in_each_worker(
+    postgres: Postgres, slapd: Slapd, tmp_path: Path
+) -> None:
+    """``mail-autoconf serve`` (gunicorn, 2 workers forked from the loading master):
+    every worker asks PostgreSQL and LDAP through connections of its own, made
+    after the fork; the log has the lookup's failure without the address."""
+    folder = tmp_path / "domains"
+    folder.mkdir()
+    for name, source in (
+        ("example.org", sql_source(postgres)),
+        ("ldap.example", ldap_source(slapd)),
+    ):
+        source.prepare(folder)
+        lookup = source.lookup
+        if name == "ldap.example":  # by the local part: uid=m0123456 for m0123456@ldap.example
+            lookup = lookup.replace("(mail={key})", "(uid={key})").replace(
+                "[address, alias]", "[localpart]"
+            )
+        text = SERVERS.replace("example.org]", f"{name}]") + lookup
+        (folder / f"{name}.yaml").write_text(text, encoding="utf-8")
+    service, port = start_service(folder, tmp_path)
+    try:
+        for _ in range(6):  # both workers, by the odds of six tries
+            for address, login in (
+                ("m0123456@example.org", "m0123456"),
+                ("m0123456@ldap.example", "m0123456"),
+                ("nobody@example.org", "nobody@example.org"),
+            ):
+                answer = requests.get(
+                    f"http://127.0.0.1:{port}/mail/config-v1.1.xml",
+                    params={"emailaddress": address},
+                    timeout=5,
+                )
+                xml = etree.fromstring(answer.content)
+                assert xml.findtext("emailProvider/incomingServer/username") == login
+    finally:
+        service.stop()
+    assert "Traceback" not in service.log_text()
