@@ -347,7 +347,7 @@ def test_a_changed_row_is_served_after_the_cache_time(source: Source, tmp_path: 
 
 
 def test_a_stopped_source_gives_the_default_within_the_timeout(
-    source: Source, tmp_path: Path
+    source: Source, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     if source.stop is None:
         return  # a map file is read with the domain file: it cannot stop
@@ -370,6 +370,14 @@ def test_a_stopped_source_gives_the_default_within_the_timeout(
         failing = health["lookups_failing"]
         assert [f["source"] for f in failing] == [source.name]
         assert "@" not in json.dumps(failing) and "secret" not in json.dumps(health)
+        # One log line: the file, the source and the reason; never the address.
+        lines = [
+            r.getMessage()
+            for r in caplog.records
+            if r.name == "autoconf" and "failed" in r.getMessage()
+        ]
+        assert lines and all(f"({source.name}) failed: " in line for line in lines), lines
+        assert not any("@" in line for line in lines), lines
         metrics = client.get("/metrics").data.decode()
         assert re.search(
             rf'autoconf_lookups_total{{outcome="failed",source="{source.name}"}} [1-9]', metrics
