@@ -13,16 +13,20 @@ BIND ?= 127.0.0.1:8080
 # page), Caddy and Pebble (certificates on demand from an ACME test CA), dnsmasq
 # (private name servers; dnsmasq-base is the program alone, without the system
 # service of "dnsmasq"), promtool (deploy/prometheus/alerts.yml; Debian ships it
-# in `prometheus`).
+# in `prometheus`), PostgreSQL and OpenLDAP's slapd (the per-user lookups of
+# tests/e2e/test_lookup_*.py, each a server of its own in a temporary folder;
+# Debian's PostgreSQL 15 keeps initdb and postgres in /usr/lib/postgresql/15/bin).
 DEBIAN_PACKAGES := nginx thunderbird libnss3-tools dovecot-imapd dovecot-pop3d dovecot-lmtpd \
-	postfix chromium caddy pebble dnsmasq-base prometheus
+	postfix chromium caddy pebble dnsmasq-base prometheus postgresql slapd
 DEBIAN_PROGRAMS := /usr/sbin/nginx /usr/lib/thunderbird/thunderbird-bin /usr/bin/certutil \
 	/usr/sbin/dovecot /usr/lib/dovecot/lmtp /usr/sbin/postfix /usr/bin/chromium /usr/bin/caddy \
-	/usr/bin/pebble /usr/sbin/dnsmasq /usr/bin/promtool
+	/usr/bin/pebble /usr/sbin/dnsmasq /usr/bin/promtool /usr/lib/postgresql/15/bin/initdb \
+	/usr/sbin/slapd
 # Services that installing their package starts, and the program that shows the
 # package was there before: when this target installed it, the service is
 # stopped and kept from starting at boot (one that was there before is left alone).
-STOPPED_SERVICES := prometheus:/usr/bin/prometheus postfix:/usr/sbin/postfix
+STOPPED_SERVICES := prometheus:/usr/bin/prometheus postfix:/usr/sbin/postfix \
+	postgresql:/usr/lib/postgresql/15/bin/postgres slapd:/usr/sbin/slapd
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test fast lint typecheck unit check clean debian-packages messages
@@ -48,7 +52,9 @@ typecheck: $(STAMP)
 # itself); the tests use only promtool. Postfix is installed with its debconf
 # answer "No configuration" (no question asked, no /etc/postfix/main.cf), and
 # its system service is stopped too: no system Postfix holds port 25 (the tests
-# run their own, each in a network namespace of its own).
+# run their own, each in a network namespace of its own). slapd is installed
+# with "omit OpenLDAP server configuration" (no directory, nothing listening),
+# and Debian's PostgreSQL cluster service is stopped: the tests start their own.
 debian-packages:
 	@missing=; for program in $(DEBIAN_PROGRAMS); do test -x $$program || missing=1; done; \
 	if test -n "$$missing"; then \
@@ -57,6 +63,8 @@ debian-packages:
 	  done; \
 	  echo "Installing $(DEBIAN_PACKAGES) from Debian"; \
 	  echo "postfix postfix/main_mailer_type select No configuration" \
+	    | $(SUDO) debconf-set-selections || exit 1; \
+	  echo "slapd slapd/no_configuration boolean true" \
 	    | $(SUDO) debconf-set-selections || exit 1; \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \

@@ -19,6 +19,7 @@ from werkzeug.test import Client, run_wsgi_app
 
 from autoconf import render
 from autoconf.endpoints import router
+from autoconf.lookup.runtime import Lookups
 from autoconf.metrics import MeteredRegistry, Metrics
 from autoconf.pipeline import Environ, Pipeline, Service, StartResponse, WSGIApp
 from autoconf.registry import Changes
@@ -48,6 +49,7 @@ class Application:
     def close(self) -> None:
         """Stop watching the folder (tests, tools that make many apps in one process)."""
         self.watcher.stop()
+        self.service.lookups.close()
 
     def test_client(self) -> Client:
         """Werkzeug's test client of this app, asking from loopback (tests)."""
@@ -100,7 +102,8 @@ def create_app(
         log.info("signing Apple profiles as %s", signer.subject)
     watcher = Watcher(registry, settings.reload_seconds)
     tls = TlsPermission(partial(lookup, nameserver=settings.resolver))
-    return Application(Service(settings, registry, signer, tls), watcher, metrics)
+    lookups = Lookups(metrics.count_lookup)
+    return Application(Service(settings, registry, signer, tls, lookups), watcher, metrics)
 
 
 def _report_start(settings: Settings, changes: Changes, registry: MeteredRegistry[Any]) -> None:

@@ -130,7 +130,12 @@ TRY_URLS = (
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
-def check(paths: tuple[Path, ...], strict: bool) -> int:
+@click.option(
+    "--online",
+    is_flag=True,
+    help="Also connect to each per-user lookup's source and run one query (postmaster@DOMAIN).",
+)
+def check(paths: tuple[Path, ...], strict: bool, online: bool) -> int:
     """Validate and lint every domain file: FILE:LINE: key.path: message.
 
     PATHS: a domain folder (by default AUTOCONF_DOMAINS), or domain files, such
@@ -168,6 +173,12 @@ def check(paths: tuple[Path, ...], strict: bool) -> int:
         click.echo(f"signing: {exc}")
         signing_ok = False
         failures.append("signing not set up")
+    if online:
+        from autoconf.lookup.command import check_online
+
+        offline = check_online(result.providers)
+        if offline:
+            failures.append(counted(offline, "lookup") + " not answering")
     contested = f", {len(result.contests)} contested" if result.contests else ""
     click.echo(
         f"{counted(result.files, 'file')}, {counted(len(result.providers), 'provider')}, "
@@ -175,7 +186,7 @@ def check(paths: tuple[Path, ...], strict: bool) -> int:
     )
     if result.errors or not signing_ok or (strict and result.warnings):
         return Exit.INVALID
-    return Exit.OK
+    return Exit.INVALID if online and offline else Exit.OK
 
 
 def _load_files(paths: tuple[Path, ...]) -> FolderResult:
@@ -238,6 +249,10 @@ def render_command(address: str, fmt: str, domains: Path | None, public_host: st
         reason = answer.get_data(as_text=True).strip().splitlines()[0] if answer.data else ""
         click.echo(f"{address}: {reason or answer.status}", err=True)
         return Exit.INVALID
+    from autoconf.lookup.command import tell_lookup
+
+    tell_lookup(app.service, parsed)
+    app.close()
     sys.stdout.buffer.write(answer.data)
     sys.stdout.buffer.flush()
     return Exit.OK

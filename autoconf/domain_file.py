@@ -17,6 +17,7 @@ from autoconf import values
 from autoconf.branding import AssetUnreadable, ReadAsset, read_color, read_logo, read_support
 from autoconf.domain_list import ReadList, read_domains, read_list_beside
 from autoconf.errors import Problem
+from autoconf.lookup_file import domains_query_reader, read_lookup
 from autoconf.model import (
     CATCH_ALL,
     DEFAULT_PORTS,
@@ -59,6 +60,7 @@ _TOP_KEYS = (
     "ews",
     "managesieve",
     "mx_domains",
+    "lookup",
 )
 _SERVER_KEYS = ("type", "host", "port", "security", "auth", "username", "pop3")
 _POP3_KEYS = ("leave_messages_on_server", "days_to_leave_messages_on_server", "download_on_biff")
@@ -106,7 +108,10 @@ def build_provider(
         return None, problems.found
     read.keys(root, _TOP_KEYS)
 
-    domains, origins, patterns = read_domains(root, read_list or read_list_beside(base_dir), known)
+    read_list = read_list or read_list_beside(base_dir)
+    lookup = read_lookup(root, base_dir, read_list)
+    queried = domains_query_reader(root, lookup, read_list)
+    domains, origins, patterns = read_domains(root, read_list, known, queried)
     if max_domains is not None and len(domains) > max_domains:
         line = root.map.line_of("domains_from" if "domains_from" in root else "domains")
         message = f"too many domains ({len(domains)}, limit {max_domains})"
@@ -150,6 +155,7 @@ def build_provider(
         ews=_url_only(root, "ews"),
         managesieve=_managesieve(root),
         mx_domains=_mx_domains(root),
+        lookup=lookup,
         origins=origins,
         patterns=tuple(patterns),
     )

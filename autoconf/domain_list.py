@@ -15,6 +15,8 @@ from pathlib import Path
 
 from autoconf import typed_read as read
 from autoconf.address import MAX_DOMAIN, InvalidDomain
+from autoconf.lookup.domains import fetch_registered, is_query
+from autoconf.lookup.sources import LookupFailed
 from autoconf.model import (
     CATCH_ALL,
     WILDCARD_PREFIX,
@@ -30,6 +32,18 @@ class ListUnreadable(Exception):
     """A domains_from file that cannot be read; the message says why."""
 
 
+# A domains_query's list read without the folder's limits (tests and tools).
+MAX_QUERY_BYTES = 64 * 1024 * 1024
+
+
+def read_query(name: str, max_bytes: int) -> tuple[str, str]:
+    """A lookup's domains_query as a list: (its name for messages, its text)."""
+    try:
+        return "domains_query", fetch_registered(name, max_bytes)
+    except LookupFailed as exc:
+        raise ListUnreadable(f"lookup.postgresql.domains_query: {exc}") from None
+
+
 # Reads a domains_from file: (its name as messages show it, its text), or
 # ListUnreadable with the reason.
 ReadList = Callable[[str], tuple[str, str]]
@@ -39,6 +53,8 @@ def read_list_beside(base_dir: Path) -> ReadList:
     """A ReadList for a file in ``base_dir``, unbounded (for tests and tools)."""
 
     def read_file(name: str) -> tuple[str, str]:
+        if is_query(name):
+            return read_query(name, MAX_QUERY_BYTES)
         path = base_dir / name
         try:
             return str(path), path.read_text(encoding="utf-8")
@@ -50,12 +66,16 @@ def read_list_beside(base_dir: Path) -> ReadList:
 
 
 def read_domains(
-    root: Node, read_list: ReadList, known: Collection[str] = ()
+    root: Node,
+    read_list: ReadList,
+    known: Collection[str] = (),
+    queried: Callable[[], tuple[str, str]] | None = None,
 ) -> tuple[list[str], DomainOrigins, list[str]]:
     """(the domains, where each was written, those that are patterns: ``*`` or ``*.suffix``).
 
     ``known`` are domains a previous version of the file listed, valid as they
-    are: a list line equal to one of them needs no check of its own.
+    are: a list line equal to one of them needs no check of its own. ``queried``
+    reads the list of the lookup's domains_query instead of a domains_from file.
     """
     problems = root.problems
     domains: list[str] = []
@@ -99,11 +119,11 @@ def read_domains(
 
     list_file = ""
     from_file = read.string(root, "domains_from")
-    if from_file is not None:
+    if from_file is not None or queried is not None:
         try:
-            list_file, text = read_list(from_file)
+            list_file, text = read_list(from_file) if from_file is not None else queried()  # type: ignore[misc]
         except ListUnreadable as exc:
-            root.error("domains_from", str(exc))
+            root.error("domains_from" if from_file is not None else "lookup", str(exc))
         else:
             fast = _simple_list(text, seen, known)
             if fast is not None:  # a list of plain domains, one a line: no checks one by one
@@ -116,7 +136,7 @@ def read_domains(
                     if entry:
                         add(entry, list_file, number, -1)
 
-    if "domains" not in root and "domains_from" not in root:
+    if "domains" not in root and "domains_from" not in root and queried is None:
         root.missing("domains", "missing: list at least one domain")
     elif not domains and not problems.has_errors:
         root.error("domains", "list at least one domain")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +20,11 @@ from pathlib import Path
 from autoconf import yamlio
 from autoconf.branding import MAX_LOGO_BYTES, AssetUnreadable
 from autoconf.domain_file import build_provider
-from autoconf.domain_list import ListUnreadable
+from autoconf.domain_list import ListUnreadable, read_query
 from autoconf.errors import Problem
 from autoconf.lint import lint
+from autoconf.lookup.domains import is_query
+from autoconf.lookup.domains import mark as query_mark
 from autoconf.model import Provider, Server
 from autoconf.pickling import dumps_shared, loads_shared, tuple_state
 from autoconf.reading import Limits, ReadRefused, read_bounded
@@ -121,9 +123,13 @@ def _mark(info: os.stat_result) -> Mark:
     return (info.st_mtime_ns, info.st_ctime_ns, info.st_size, info.st_ino)
 
 
-def signature(paths: list[str] | list[Path]) -> Signature:
+def signature(paths: Sequence[str | Path], max_list_bytes: int = 64 << 20) -> Signature:
+    """The marks of files; of a lookup's domains_query, a digest of its rows now."""
     marks = []
     for path in paths:
+        if isinstance(path, str) and is_query(path):
+            marks.append(query_mark(path, max_list_bytes))
+            continue
         try:
             marks.append(_mark(os.stat(path)))
         except OSError:
@@ -141,7 +147,7 @@ def parse_file(
     limits: Limits,
     pool: dict[Server, Server] | None = None,
     known: Collection[str] = (),
-) -> tuple[Provider | None, list[Problem], list[Path]]:
+) -> tuple[Provider | None, list[Problem], list[Path | str]]:
     """Read, parse and validate one file, lint it when it is valid; also the
     files it depends on (itself, and the domains_from file it names)."""
     file = str(path)
@@ -157,11 +163,14 @@ def parse_file(
     except UnicodeDecodeError as exc:
         return None, [Problem(file, 1, "(file)", f"not UTF-8 text ({exc.reason})")], [path]
     tree, problems = yamlio.load(text, file)
-    dependencies = [path, *(path.parent / name for name in named_files(tree))]
+    dependencies: list[Path | str] = [path, *(path.parent / n for n in named_files(tree))]
     if tree is None:
         return None, problems, dependencies
 
     def read_list(name: str) -> tuple[str, str]:
+        if is_query(name):  # a lookup's domains_query, bounded as a list; asked each poll
+            dependencies.append(name)
+            return read_query(name, limits.max_list_bytes)
         list_path = path.parent / name
         try:
             raw = read_bounded(list_path, limits.max_list_bytes, limits)
@@ -195,12 +204,17 @@ def parse_file(
 
 
 def named_files(tree: object) -> list[str]:
-    """The files a domain file names (its domains_from list, its logo): read with it,
-    and watched with it, so that a change to one is a change of the provider."""
+    """The files a domain file names, which are read with it and watched with it: its
+    domains_from list, its logo and its lookup's map file (a change to one is a change
+    of the provider)."""
     if not isinstance(tree, yamlio.MarkedMap):
         return []
-    meta = tree.get("provider")
-    named = [tree.get("domains_from"), meta.get("logo") if isinstance(meta, dict) else None]
+    meta, lookup = tree.get("provider"), tree.get("lookup")
+    named = [
+        tree.get("domains_from"),
+        meta.get("logo") if isinstance(meta, dict) else None,
+        lookup.get("map") if isinstance(lookup, dict) else None,
+    ]
     return [name for name in named if isinstance(name, str)]
 
 

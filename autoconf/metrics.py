@@ -33,12 +33,13 @@ UNKNOWN_ENDPOINT = "unknown"
 OK, DEGRADED = "ok", "degraded"
 
 
-def health_status(snapshot: Snapshot[Any], held_back: str) -> str:
+def health_status(snapshot: Snapshot[Any], held_back: str, lookups_failing: bool = False) -> str:
     """The status ``/healthz`` tells and ``autoconf_degraded`` counts: ``degraded``
     when a file is broken, a domain contested, a missing file held for its grace, a
-    reload held back (``held_back``: the registry's reason), or nothing is served."""
+    reload held back (``held_back``: the registry's reason), nothing is served, or
+    (in /healthz) a per-user lookup of this process failed last time it asked."""
     problems = snapshot.broken or snapshot.contests or snapshot.held or held_back
-    return DEGRADED if problems or not snapshot.entries else OK
+    return DEGRADED if problems or lookups_failing or not snapshot.entries else OK
 
 
 def prepare_folder(environ: MutableMapping[str, str]) -> Path | None:
@@ -122,7 +123,16 @@ class Metrics:
             registry=self.registry,
             multiprocess_mode="livemostrecent",
         )
+        self.lookups = Counter(
+            "autoconf_lookups",
+            "Per-user lookups by source (map, postgresql, ldap) and outcome: found, "
+            "not_found, cached (answered from the cache), failed (down, slow or garbage: "
+            "the provider's default was answered)",
+            ["source", "outcome"],
+            registry=self.registry,
+        )
         self._children: dict[tuple[str | None, int], Any] = {}
+        self._lookup_children: dict[tuple[str, str], Any] = {}
         for outcome in RELOAD_OUTCOMES:  # shown from the start, at 0
             self.reloads.labels(outcome)
 
@@ -144,6 +154,13 @@ class Metrics:
         if child is None:
             name = endpoint.rpartition(".")[2] if endpoint else UNKNOWN_ENDPOINT
             child = self._children[key] = self.requests.labels(name, str(status))
+        child.inc()
+
+    def count_lookup(self, source: str, outcome: str) -> None:
+        key = (source, outcome)  # a child each, looked up once (as count's)
+        child = self._lookup_children.get(key)
+        if child is None:
+            child = self._lookup_children[key] = self.lookups.labels(source, outcome)
         child.inc()
 
     def exposition(self) -> tuple[str, bytes]:

@@ -207,6 +207,80 @@ class DomainOrigins:
 
 @tuple_state
 @dataclass(frozen=True, slots=True)
+class UserSettings:
+    """What a per-user lookup found for one address: the login, and the incoming
+    and outgoing host for that user ("" where the source gave none)."""
+
+    login: str = ""
+    incoming_host: str = ""
+    outgoing_host: str = ""
+
+
+# The keys a lookup tries, in the order written: the whole address, its local part,
+# the source's alias query (which finds the user's own row for an alias).
+LOOKUP_KEYS = ("address", "localpart", "alias")
+
+
+@tuple_state
+@dataclass(frozen=True, slots=True)
+class MapSource:
+    """A map file's lines (``address login`` or ``address key=value...``), read at
+    load like a domains_from list; keys lower-case, aliases already followed."""
+
+    file: str
+    entries: Mapping[str, UserSettings] = field(compare=False)
+    digest: str = ""  # of the entries: what the file's versions are compared by
+
+
+@tuple_state
+@dataclass(frozen=True, slots=True)
+class SqlSource:
+    """A PostgreSQL query with a bound parameter (``%(key)s``). The connection
+    string names no password: that comes from ``password_file`` or ``password_env``."""
+
+    connection: str
+    query: str
+    alias_query: str = ""
+    password_file: str = ""
+    password_env: str = ""
+    domains_query: str = ""  # the provider's domains, one a row (a control panel's table)
+
+
+@tuple_state
+@dataclass(frozen=True, slots=True)
+class LdapSource:
+    """An LDAP search: ``filter`` with ``{key}`` (escaped), under ``base``."""
+
+    url: str
+    base: str
+    filter: str
+    alias_filter: str = ""
+    bind_dn: str = ""
+    password_file: str = ""
+    password_env: str = ""
+    # (what, attribute): login, incoming_host, outgoing_host.
+    attributes: tuple[tuple[str, str], ...] = ()
+
+
+@tuple_state
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """A provider's per-user lookup: a source, the keys tried, a time bound, a cache."""
+
+    source: MapSource | SqlSource | LdapSource
+    keys: tuple[str, ...] = ("address", "localpart")
+    timeout: float = 2.0  # seconds, for one whole lookup
+    cache: float = 300.0  # seconds a found (or not found) answer is kept
+
+    @property
+    def kind(self) -> str:
+        if isinstance(self.source, MapSource):
+            return "map"
+        return "postgresql" if isinstance(self.source, SqlSource) else "ldap"
+
+
+@tuple_state
+@dataclass(frozen=True, slots=True)
 class Provider:
     id: str
     name: str
@@ -231,6 +305,7 @@ class Provider:
     ews: str | None = None
     managesieve: ManageSieve | None = None
     mx_domains: tuple[str, ...] = ()  # the MX host names (or their domains) it answers for
+    lookup: Lookup | None = None
     origins: DomainOrigins | None = field(default=None, compare=False, repr=False)
     # The entries of ``domains`` that are patterns ("*.example.com", "*"), found
     # while parsing, so that a million plain domains need no look each.

@@ -24,7 +24,7 @@ import logging
 import socket
 import ssl
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, Protocol
 from urllib.parse import unquote_to_bytes
@@ -40,6 +40,7 @@ from autoconf.errors import (
     RequestError,
     RequestTimeout,
 )
+from autoconf.lookup.runtime import Lookups
 from autoconf.registry import Registry
 from autoconf.render import Documents
 from autoconf.settings import Settings
@@ -83,6 +84,7 @@ class Service:
     registry: Registry[Documents]
     signer: Signer | None = None
     tls: TlsPermission | None = None  # /tls/allowed's verdicts (None: it answers 404)
+    lookups: Lookups = field(default_factory=Lookups)  # the per-user lookups of this process
 
 
 @dataclass(frozen=True, slots=True)

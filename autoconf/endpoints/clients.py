@@ -14,8 +14,10 @@ from autoconf.address import (
     parse_address,
 )
 from autoconf.errors import BadRequest, NotFound, RequestError
+from autoconf.model import UserSettings
 from autoconf.pipeline import TEXT, Answer, Endpoint, Request, Service, View, text_error, utf8
 from autoconf.render import Documents, autoconfig, autodiscover, dav, mobileconfig, pacc
+from autoconf.render.user import user_values
 from autoconf.snapshot import Entry, Snapshot
 
 XML = "text/xml; charset=utf-8"
@@ -41,6 +43,27 @@ def target(
     if domain is None or entry is None:
         raise NotFound("no email address given, and the host names no configured domain")
     return None, domain, entry
+
+
+def user_of(
+    service: Service, entry: Entry[Documents], address: Address | None
+) -> UserSettings | None:
+    """What the provider's per-user lookup has for ``address`` (None: no lookup, no
+    address, not found, or the lookup failed: all answered alike, with the default)."""
+    lookup = entry.provider.lookup
+    if lookup is None or address is None:
+        return None
+    return service.lookups.find(lookup, entry.provider.file, address)
+
+
+def per_user(
+    service: Service, entry: Entry[Documents], address: Address | None, domain: str
+) -> dict[str, str]:
+    """The per-user slots' values of the entry's documents for this request."""
+    slots = entry.compiled.user_slots
+    if slots is None:
+        return {}
+    return user_values(slots, address, domain, user_of(service, entry, address))
 
 
 def served_by_name(snapshot: Snapshot[Documents], domain: str) -> bool:
@@ -73,14 +96,16 @@ def handed_out_host(service: Service, request: Request, domain: str) -> str:
 def autoconfig_view(service: Service, request: Request) -> Answer:
     raw = request.arg("emailaddress")
     address, domain, entry = target(service, raw, "" if raw else request.host)
-    return Answer(200, XML, autoconfig.render(entry.compiled.autoconfig, address, domain))
+    user = per_user(service, entry, address, domain)
+    return Answer(200, XML, autoconfig.render(entry.compiled.autoconfig, address, domain, user))
 
 
 def pox_view(service: Service, request: Request) -> Answer:
     pox = autodiscover.parse_request(request.body(autodiscover.MAX_BODY))
     address, _, entry = target(service, pox.email, "")
     assert address is not None
-    body = autodiscover.render(entry.compiled.autodiscover, address, pox.response_schema)
+    user = per_user(service, entry, address, address.domain)
+    body = autodiscover.render(entry.compiled.autodiscover, address, pox.response_schema, user)
     return Answer(200, XML, body)
 
 
@@ -103,7 +128,8 @@ def mobileconfig_view(service: Service, request: Request) -> Answer:
         raise BadRequest("no email address given (emailaddress=...)")
     address, domain, entry = target(service, raw, "")
     assert address is not None
-    body = mobileconfig.render(entry.compiled.mobileconfig, address)
+    user = per_user(service, entry, address, domain)
+    body = mobileconfig.render(entry.compiled.mobileconfig, address, user)
     if service.signer is not None:
         body = service.signer.sign(body)
     disposition = f'attachment; filename="{mobileconfig.filename(domain)}"'

@@ -53,8 +53,9 @@ def is_operator(environ: Environ) -> bool:
 def healthz_view(service: Service, request: Request) -> Answer:
     registry = service.registry
     snapshot = registry.snapshot
+    failing = service.lookups.failing()
     body: dict[str, object] = {
-        "status": health_status(snapshot, registry.held_back),  # as autoconf_degraded
+        "status": health_status(snapshot, registry.held_back, bool(failing)),
         "providers": len(snapshot.entries),
         "domains": snapshot.domain_count,
         "broken_files": len(snapshot.broken),
@@ -76,6 +77,11 @@ def healthz_view(service: Service, request: Request) -> Answer:
             ],
             "missing": [{"file": h.file, "serving_until": _iso(h.until)} for h in snapshot.held],
             "held_back": registry.held_back or None,
+            # Which source failed and why: never an address, never a credential.
+            "lookups_failing": [
+                {"file": f.file, "source": f.source, "reason": f.reason, "since": _iso(f.since)}
+                for f in failing
+            ],
             "state": str(registry.state.path) if registry.state.usable else None,
         }
     return Answer(200, JSON, (json.dumps(body, indent=2) + "\n").encode())

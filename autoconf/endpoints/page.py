@@ -13,7 +13,7 @@ from werkzeug.datastructures import LanguageAccept
 from werkzeug.http import parse_accept_header
 
 from autoconf.address import InvalidDomain, host_for_people, normalize_domain, parse_address
-from autoconf.endpoints.clients import handed_out_host, target
+from autoconf.endpoints.clients import handed_out_host, target, user_of
 from autoconf.errors import BadRequest, NotFound, RequestError
 from autoconf.pipeline import Answer, Endpoint, Request, Service
 from autoconf.render import page
@@ -75,6 +75,7 @@ def page_view(service: Service, request: Request) -> Answer:
         profile_url=f"https://{host}/{profile}" if usable else None,
         profile_link=profile if usable else None,
         signed=service.signer is not None,
+        user=user_of(service, entry, address),
     )
     return html(body, lang=lang, csp=brand.csp)
 

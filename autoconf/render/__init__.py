@@ -14,6 +14,7 @@ from autoconf.model import Provider
 from autoconf.render import autoconfig, autodiscover, dav, mobileconfig
 from autoconf.render.identity import identity_values, shape_key, shape_of
 from autoconf.render.template import Template
+from autoconf.render.user import UserSlots, with_user_slots
 
 
 @dataclass(frozen=True, slots=True, weakref_slot=True)
@@ -31,6 +32,8 @@ class Documents:
     mobileconfig: mobileconfig.ProfileDocument
     dav: dav.DavTargets
     shape: _Shape | None = field(default=None, repr=False)  # keeps the shared shape alive
+    # Where a per-user lookup's values go (None: the provider has no lookup).
+    user_slots: UserSlots | None = None
 
 
 class Compiler:
@@ -63,6 +66,7 @@ class Compiler:
             mobileconfig.with_identity(shape.mobileconfig, provider, identity),
             shape.dav,
             shape,
+            with_user_slots(provider)[1],
         )
 
 

@@ -141,9 +141,17 @@ def _server(element: etree._Element, server: Server) -> None:
             child(pop3, "downloadOnBiff", str(options.download_on_biff).lower())
 
 
-def render(compiled: AutoconfigDocument, address: Address | None, domain: str) -> bytes:
-    """The document for one request: the address if it gave one, else its domain."""
+def render(
+    compiled: AutoconfigDocument,
+    address: Address | None,
+    domain: str,
+    user: Mapping[str, str] | None = None,
+) -> bytes:
+    """The document for one request: the address if it gave one, else its domain;
+    ``user``: the per-user slots' values (:func:`autoconf.render.user.user_values`)."""
     values = {**compiled.identity, **placeholder_values(address, domain)}
+    if user:
+        values.update(user)
     if domain not in compiled.listed:  # a wildcard's, the catch-all's, or a long list's
         values[DOMAINS] += f"{_DOMAIN_INDENT}<domain>{xml_escape(domain)}</domain>"
     return compiled.template.fill(values)

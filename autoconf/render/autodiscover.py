@@ -12,6 +12,7 @@ import json
 import random
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from lxml import etree
@@ -184,8 +185,15 @@ def _protocol(account: etree._Element, server: Server) -> etree._Element:
     return protocol
 
 
-def render(compiled: AutodiscoverDocuments, address: Address, response_schema: str) -> bytes:
+def render(
+    compiled: AutodiscoverDocuments,
+    address: Address,
+    response_schema: str,
+    user: Mapping[str, str] | None = None,
+) -> bytes:
     values = placeholder_values(address, address.domain)
+    if user:
+        values.update(user)
     if response_schema == NS_MOBILESYNC_RESPONSE:
         if compiled.mobilesync is None:
             raise SchemaNotOffered(f"ActiveSync is not offered for {address.domain}")

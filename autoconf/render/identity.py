@@ -14,6 +14,7 @@ from dataclasses import fields, replace
 from autoconf.address import xml_escape
 from autoconf.model import MobileConfig, Provider, default_mobileconfig
 from autoconf.render.template import slot
+from autoconf.render.user import with_user_slots
 
 ID = slot("id")
 NAME = slot("name")
@@ -47,8 +48,10 @@ def _shape_names(provider: Provider) -> dict[str, object]:
 
 
 def shape_of(provider: Provider) -> Provider:
-    """The provider with its names as slots: equal for providers that differ only in names."""
-    return replace(provider, **_shape_names(provider))  # type: ignore[arg-type]
+    """The provider with its names as slots: equal for providers that differ only in
+    names. A provider with a lookup has its servers' user names and hosts as slots too
+    (:mod:`autoconf.render.user`)."""
+    return with_user_slots(replace(provider, **_shape_names(provider)))[0]  # type: ignore[arg-type]
 
 
 _COMPARED = tuple(f.name for f in fields(Provider) if f.compare)

@@ -190,12 +190,17 @@ def _text(raw: bytes) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-def render(compiled: ProfileDocument, address: Address) -> bytes:
-    """The unsigned profile for one address; ClientCannotUse when Apple Mail cannot."""
+def render(
+    compiled: ProfileDocument, address: Address, user: Mapping[str, str] | None = None
+) -> bytes:
+    """The unsigned profile for one address; ClientCannotUse when Apple Mail cannot.
+    ``user``: the per-user slots' values (:func:`autoconf.render.user.user_values`)."""
     template = compiled.shape.template
     if template is None:
         raise ClientCannotUse(compiled.unusable or "no profile")
     values = {**compiled.identity, **placeholder_values(address, address.domain)}
+    if user:
+        values.update(user)
     uuids = profile_uuids(compiled.identifier, address)
     for part, marker in _UUID_SLOTS.items():
         values[marker] = uuids[part]

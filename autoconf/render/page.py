@@ -25,8 +25,9 @@ from markupsafe import Markup, escape
 from autoconf import placeholders
 from autoconf.address import Address, host_for_people
 from autoconf.branding import READABLE_CONTRAST, contrast_with_white
-from autoconf.model import DavService, Provider, Security, Server, ServerType
+from autoconf.model import DavService, Provider, Security, Server, ServerType, UserSettings
 from autoconf.render.languages import DEFAULT_LANGUAGE, LANGUAGES, N_, translations
+from autoconf.render.user import server_fields
 
 __all__ = ["DEFAULT_LANGUAGE", "LANGUAGES"]
 
@@ -187,9 +188,10 @@ def _fill(text: str, address: Address) -> str:
     return placeholders.fill(text, placeholders.values(address, address.domain))
 
 
-def _row(server: Server, address: Address, gettext: Any) -> Row:
-    host = _fill(server.host, address)
-    username = _fill(server.username, address) if server.needs_login else ""
+def _row(server: Server, address: Address, gettext: Any, user: UserSettings | None) -> Row:
+    # The host and login a lookup found, else the file's, as the other formats fill them.
+    host, username = server_fields(server, server.type is ServerType.SMTP, address, user)
+    username = username if server.needs_login else ""
     local, at, domain = username.rpartition("@")
     readable = f"{local}@{host_for_people(domain)}" if at else username
     return Row(
@@ -287,6 +289,7 @@ def settings(
     profile_url: str | None,
     profile_link: str | None = None,
     signed: bool,
+    user: UserSettings | None = None,
 ) -> str:
     """The settings to type for ``address``. ``profile_url`` is the Apple profile's
     absolute URL, for the QR code a phone scans; ``profile_link`` what the page's
@@ -313,8 +316,8 @@ def settings(
         value=address.for_people,
         settings={
             "address": address.for_people,
-            "incoming": [_row(s, address, gettext) for s in provider.served_incoming],
-            "outgoing": [_row(s, address, gettext) for s in provider.served_outgoing],
+            "incoming": [_row(s, address, gettext, user) for s in provider.served_incoming],
+            "outgoing": [_row(s, address, gettext, user) for s in provider.served_outgoing],
             "calendar": _dav(provider.calendar, address),
             "contacts": _dav(provider.addressbook, address),
             "webmail": provider.webmail,
