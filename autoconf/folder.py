@@ -167,31 +167,29 @@ def parse_file(
     if tree is None:
         return None, problems, dependencies
 
+    def read_named(name: str, limit: int, unreadable: type[Exception]) -> tuple[Path, bytes]:
+        """A file the domain file names, bounded; ``unreadable`` with the reason."""
+        named = path.parent / name
+        try:
+            return named, read_bounded(named, limit, limits)
+        except ReadRefused as exc:
+            raise unreadable(f"{named}: {exc.reason}") from None
+        except OSError as exc:
+            reason = (exc.strerror or str(exc)).lower()
+            raise unreadable(f"cannot read {named}: {reason}") from None
+
     def read_list(name: str) -> tuple[str, str]:
         if is_query(name):  # a lookup's domains_query, bounded as a list; asked each poll
             dependencies.append(name)
             return read_query(name, limits.max_list_bytes)
-        list_path = path.parent / name
+        list_path, raw = read_named(name, limits.max_list_bytes, ListUnreadable)
         try:
-            raw = read_bounded(list_path, limits.max_list_bytes, limits)
             return str(list_path), raw.decode("utf-8")
-        except ReadRefused as exc:
-            raise ListUnreadable(f"{list_path}: {exc.reason}") from None
         except UnicodeDecodeError as exc:
             raise ListUnreadable(f"{list_path}: not UTF-8 text ({exc.reason})") from None
-        except OSError as exc:
-            reason = (exc.strerror or str(exc)).lower()
-            raise ListUnreadable(f"cannot read {list_path}: {reason}") from None
 
     def read_asset(name: str) -> bytes:
-        asset_path = path.parent / name
-        try:
-            return read_bounded(asset_path, MAX_LOGO_BYTES, limits)
-        except ReadRefused as exc:
-            raise AssetUnreadable(f"{asset_path}: {exc.reason}") from None
-        except OSError as exc:
-            reason = (exc.strerror or str(exc)).lower()
-            raise AssetUnreadable(f"cannot read {asset_path}: {reason}") from None
+        return read_named(name, MAX_LOGO_BYTES, AssetUnreadable)[1]
 
     provider, more = build_provider(
         tree, file, path.parent, read_list, limits.max_domains, pool, known, read_asset

@@ -80,13 +80,13 @@ def page_view(service: Service, request: Request) -> Answer:
     return html(body, lang=lang, csp=brand.csp)
 
 
-def _typed(request: Request) -> str:
+def _typed(request: Request) -> str | None:
     """The address as it was typed (read as the view read it: the parameter's name in
-    any case), for the form again; nothing when it is not UTF-8."""
+    any case), for the form again; None when it is not UTF-8."""
     try:
         return (request.arg("emailaddress") or "")[:MAX_ECHOED]
     except RequestError:
-        return ""
+        return None
 
 
 def page_error(exc: RequestError, request: Request) -> Answer:
@@ -94,9 +94,11 @@ def page_error(exc: RequestError, request: Request) -> Answer:
     with the form again and what was typed. What it says is read from the address
     typed (not an address; an address of a domain we lack), or else a general "cannot
     be shown" (a bad Host, a request too long): never the technical reason, in English."""
-    value, lang = _typed(request), language(request)
+    typed, lang = _typed(request), language(request)
+    value = typed or ""
     try:
-        request.arg("emailaddress")  # not UTF-8: no address, whatever else is wrong
+        if typed is None:  # not UTF-8: no address, whatever else is wrong
+            raise BadRequest("the address is not UTF-8")
         address = parse_address(value) if value else None
     except RequestError:
         body = page.problem(lang, "not_an_address", value)
@@ -112,7 +114,7 @@ def page_error(exc: RequestError, request: Request) -> Answer:
 def page_failure(request: Request) -> Answer:
     """A bug while making the page: the reader gets a page that says so, in their language."""
     lang = language(request)
-    return html(page.problem(lang, "service_error", _typed(request)), 500, lang)
+    return html(page.problem(lang, "service_error", _typed(request) or ""), 500, lang)
 
 
 @lru_cache(maxsize=1)
@@ -121,14 +123,26 @@ def _style() -> tuple[bytes, str]:
     return data, '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
 
 
+def revalidated(
+    request: Request,
+    content_type: str,
+    data: bytes,
+    etag: str,
+    cache_control: str,
+    *headers: tuple[str, str],
+) -> Answer:
+    """``data`` with its ETag, or 304 and no body when the client has it already."""
+    sent = (("ETag", etag), ("Cache-Control", cache_control), *headers)
+    if etag in request.header("If-None-Match"):
+        return Answer(304, content_type, b"", sent)
+    return Answer(200, content_type, data, sent)
+
+
 def style_view(service: Service, request: Request) -> Answer:
     """The page's style sheet: revalidated on each use (an ETag), as it changes with
     a new release."""
     data, etag = _style()
-    headers = (("ETag", etag), ("Cache-Control", "no-cache"))
-    if etag in request.header("If-None-Match"):
-        return Answer(304, "text/css; charset=utf-8", b"", headers)
-    return Answer(200, "text/css; charset=utf-8", data, headers)
+    return revalidated(request, "text/css; charset=utf-8", data, etag, "no-cache")
 
 
 # An SVG logo opened on its own is a document of our origin: it may run nothing.
@@ -147,15 +161,9 @@ def logo_view(service: Service, request: Request) -> Answer:
     logo = entry.provider.logo if entry is not None else None
     if logo is None:
         raise NotFound(f"no logo for {domain}")
+    policy = ("Content-Security-Policy", _LOGO_CSP)
     etag = f'"{logo.digest}"'
-    headers = (
-        ("ETag", etag),
-        ("Cache-Control", "public, max-age=86400"),
-        ("Content-Security-Policy", _LOGO_CSP),
-    )
-    if etag in request.header("If-None-Match"):
-        return Answer(304, logo.media_type, b"", headers)
-    return Answer(200, logo.media_type, logo.data, headers)
+    return revalidated(request, logo.media_type, logo.data, etag, "public, max-age=86400", policy)
 
 
 PAGE = Endpoint("page", ("GET", "HEAD"), page_view, page_error, page_failure)

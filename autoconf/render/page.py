@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -113,7 +112,8 @@ class Brand:
         return content_security_policy((self.style,) if self.style else ())
 
 
-def content_security_policy(styles: Sequence[str] = ()) -> str:
+@cache
+def content_security_policy(styles: tuple[str, ...] = ()) -> str:
     hashes = "".join(
         f" 'sha256-{base64.b64encode(hashlib.sha256(s.encode()).digest()).decode()}'"
         for s in styles
